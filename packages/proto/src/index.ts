@@ -1,0 +1,3 @@
+export { pifleet } from "../gen/pifleet.js";
+export * from "./codec.js";
+export * from "./hello.js";

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// The project's one test command (README, .ci/run): build, check generated code, run every
+// suite, and close with the line CI reads: "N passed, N failed".
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import path from "node:path";
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const artifacts = path.join(root, ".artifacts");
+mkdirSync(artifacts, { recursive: true });
+const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: "inherit" }).status ?? 1;
+
+let failedSteps = 0;
+if (run("pnpm", ["exec", "tsc", "-b"]) !== 0) failedSteps++;
+if (run("node", ["packages/proto/scripts/generate.mjs", "--check"]) !== 0) failedSteps++;
+
+const report = path.join(artifacts, "vitest.json");
+const vitestArgs = ["exec", "vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)];
+const vitestStatus = failedSteps === 0 ? run("pnpm", vitestArgs) : 1;
+
+let passed = 0;
+let failed = failedSteps;
+if (failedSteps === 0 && existsSync(report)) {
+  const r = JSON.parse(readFileSync(report, "utf8"));
+  passed = r.numPassedTests;
+  failed += r.numFailedTests + (r.numTotalTestSuites > 0 && r.numFailedTestSuites > 0 && r.numFailedTests === 0 ? r.numFailedTestSuites : 0);
+  const skipped = r.numPendingTests + r.numTodoTests;
+  if (skipped > 0) {
+    process.stdout.write(`${skipped} tests were skipped: a skipped test is not a passing one\n`);
+    failed += skipped;
+  }
+  if (r.numTotalTests === 0) failed++;
+} else if (failedSteps === 0) {
+  failed++;
+}
+if (vitestStatus !== 0 && failed === 0) failed = 1;
+process.stdout.write(`${passed} passed, ${failed} failed\n`);
+process.exit(failed === 0 ? 0 : 1);
