@@ -10,3 +10,5 @@ export * from "./plan/plan.js";
 export * from "./render/files.js";
 export * from "./render/table.js";
 export * from "./runtime/log.js";
+export * from "./runtime/sd-notify.js";
+export type { BenchRow } from "./bench/row.js";

@@ -1,3 +1,4 @@
 export { pifleet } from "../gen/pifleet.js";
 export * from "./codec.js";
 export * from "./hello.js";
+export * from "./client.js";

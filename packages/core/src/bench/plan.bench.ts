@@ -1,12 +1,7 @@
 import { performance } from "node:perf_hooks";
+import type { BenchRow } from "./row.js";
 import { checkFleet, FleetError, plan, type FleetInput } from "../index.js";
 
-export interface BenchRow {
-  name: string;
-  value: number | string;
-  unit?: string;
-  note?: string;
-}
 
 function fleetOf(n: number): FleetInput {
   const prefixLength = 32 - Math.ceil(Math.log2(Math.max(4, n * 4)));

@@ -1,0 +1,181 @@
+import { EventEmitter } from "node:events";
+import WebSocket from "ws";
+import type { Logger } from "@pifleet/core";
+import { decodeEnvelope, encodeEnvelope, FrameError, MAX_FRAME_BYTES, v1, type EnvelopeInit, type Envelope, type BodyName } from "./codec.js";
+import { agentKeyFromSecret, signHello } from "./hello.js";
+
+export interface FleetClientOptions {
+  /** e.g. ws://[2a00:1098:0:84::10]:7300/agent or wss://coordinator:7300/feed */
+  url: string;
+  role: v1.Role;
+  identity: string;
+  /** Agents: the secret issued by `pifleet enroll`. */
+  secret?: string;
+  /** Watchers and operators: their token. */
+  token?: string;
+  /** Source address to connect from (a Pi connects from its eth0.131 address). */
+  localAddress?: string;
+  /** Frames kept while disconnected; the oldest are dropped past this. */
+  maxQueue?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** TLS: a CA bundle (PEM) to trust for wss://. */
+  ca?: string | Buffer;
+  maxFrameBytes?: number;
+  agentVersion?: string;
+  logger?: Logger;
+}
+
+export type Body = Omit<EnvelopeInit, "version" | "seq">;
+
+export interface FleetClientEvents {
+  ready: [ack: v1.HelloAck];
+  message: [env: Envelope & { body: BodyName }];
+  refused: [error: v1.ErrorFrame];
+  disconnected: [reason: string];
+}
+
+/**
+ * The client side of a coordinator connection, shared by agents, `pifleet watch` and tests:
+ * answers the challenge, reconnects with jittered exponential back-off, and keeps a bounded queue
+ * of frames while disconnected so a short outage loses no reports.
+ */
+export class FleetClient extends EventEmitter<FleetClientEvents> {
+  private ws: WebSocket | undefined;
+  private seq = 0;
+  private stopped = true;
+  private authenticated = false;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly queue: Body[] = [];
+  private readonly key;
+  dropped = 0;
+
+  constructor(private readonly opts: FleetClientOptions) {
+    super();
+    this.key = opts.secret ? agentKeyFromSecret(opts.secret) : undefined;
+  }
+
+  get ready(): boolean {
+    return this.authenticated;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      ws.once("close", () => resolve());
+      ws.close(1000, "client stopping");
+      setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 1000).unref();
+    });
+  }
+
+  /** Sends now if authenticated; else queues (when `queue`) and returns false. */
+  send(body: Body, queue = true): boolean {
+    if (this.authenticated && this.ws?.readyState === WebSocket.OPEN) {
+      this.ws.send(encodeEnvelope({ seq: ++this.seq, ...body }));
+      return true;
+    }
+    if (queue) {
+      this.queue.push(body);
+      const max = this.opts.maxQueue ?? 300;
+      while (this.queue.length > max) {
+        this.queue.shift();
+        this.dropped++;
+      }
+    }
+    return false;
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.authenticated = false;
+    this.seq = 0;
+    const ws = new WebSocket(this.opts.url, {
+      localAddress: this.opts.localAddress,
+      maxPayload: this.opts.maxFrameBytes ?? MAX_FRAME_BYTES,
+      ca: this.opts.ca,
+      handshakeTimeout: 10_000,
+    });
+    this.ws = ws;
+    ws.binaryType = "nodebuffer";
+    ws.on("message", (data: Buffer, isBinary) => this.onFrame(ws, data, isBinary));
+    ws.on("error", (err) => this.opts.logger?.debug({ err: err.message, url: this.opts.url }, "connection error"));
+    ws.on("close", (code, reason) => {
+      if (this.ws !== ws) return;
+      const was = this.authenticated;
+      this.authenticated = false;
+      const why = `${code}${reason.length ? ` ${reason.toString()}` : ""}`;
+      if (was) this.emit("disconnected", why);
+      this.scheduleReconnect(why);
+    });
+  }
+
+  private scheduleReconnect(why: string): void {
+    if (this.stopped) return;
+    const base = this.opts.initialBackoffMs ?? 250;
+    const cap = this.opts.maxBackoffMs ?? 15_000;
+    // Full jitter: a coordinator restart must not see every agent return in the same instant.
+    const delay = Math.round(Math.random() * Math.min(cap, base * 2 ** this.attempt));
+    this.attempt = Math.min(this.attempt + 1, 16);
+    this.opts.logger?.debug({ delay, why }, "reconnecting");
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer.unref?.();
+  }
+
+  private onFrame(ws: WebSocket, data: Buffer, isBinary: boolean): void {
+    let env: Envelope & { body: BodyName };
+    try {
+      if (!isBinary) throw new FrameError("bad_frame", "frame", "text frame; the protocol is binary");
+      env = decodeEnvelope(data, this.opts.maxFrameBytes);
+    } catch (err) {
+      this.opts.logger?.warn({ err: (err as Error).message }, "bad frame from coordinator");
+      ws.close(1002, "bad frame");
+      return;
+    }
+    switch (env.body) {
+      case "challenge": {
+        const nonce = env.challenge!.nonce as Uint8Array;
+        const hello: v1.Hello.$Properties = {
+          role: this.opts.role,
+          identity: this.opts.identity,
+          nonce,
+          agentVersion: this.opts.agentVersion ?? "",
+        };
+        if (this.key) hello.signature = signHello(this.key, this.opts.role, this.opts.identity, nonce);
+        if (this.opts.token) hello.token = this.opts.token;
+        ws.send(encodeEnvelope({ seq: ++this.seq, hello }));
+        return;
+      }
+      case "helloAck": {
+        this.authenticated = true;
+        this.attempt = 0;
+        const backlog = this.queue.splice(0);
+        this.emit("ready", env.helloAck as v1.HelloAck);
+        for (const body of backlog) this.send(body);
+        return;
+      }
+      case "error":
+        this.emit("refused", env.error as v1.ErrorFrame);
+        this.opts.logger?.warn({ code: env.error!.code, frame: env.error!.frame, reason: env.error!.message }, "coordinator refused");
+        return;
+      default:
+        this.emit("message", env);
+    }
+  }
+}
