@@ -1,0 +1,273 @@
+// The dashboard: one page, no framework, fed by the coordinator's /feed WebSocket (protobuf frames).
+import { decodeEnvelope, encodeEnvelope, piStateName, v1 } from "@pifleet/proto/codec";
+
+interface Tile {
+  el: HTMLElement;
+  status?: v1.PiStatus;
+  history: number[];
+}
+
+const HISTORY = 60;
+const MAX_EVENTS = 300;
+const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
+const tiles = new Map<string, Tile>();
+let selected: string | undefined;
+let ws: WebSocket | undefined;
+let seq = 0;
+let retry = 500;
+
+const params = new URLSearchParams(location.hash.slice(1));
+const creds = {
+  name: params.get("name") ?? sessionStorage.getItem("pifleet.name") ?? "",
+  token: params.get("token") ?? sessionStorage.getItem("pifleet.token") ?? "",
+  operator: (params.get("role") ?? sessionStorage.getItem("pifleet.role")) === "operator",
+};
+if (params.has("token")) history.replaceState(null, "", location.pathname); // keep the token out of the address bar
+
+function send(body: Omit<v1.Envelope.$Properties, "version" | "seq">): void {
+  ws?.send(encodeEnvelope({ seq: ++seq, ...body }));
+}
+
+function connect(): void {
+  if (!creds.token) {
+    showLogin();
+    return;
+  }
+  sessionStorage.setItem("pifleet.name", creds.name);
+  sessionStorage.setItem("pifleet.token", creds.token);
+  sessionStorage.setItem("pifleet.role", creds.operator ? "operator" : "watcher");
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/feed`;
+  const socket = new WebSocket(url);
+  ws = socket;
+  seq = 0;
+  socket.binaryType = "arraybuffer";
+  socket.onmessage = (ev) => {
+    let env;
+    try {
+      env = decodeEnvelope(new Uint8Array(ev.data as ArrayBuffer), 16 * 1024 * 1024);
+    } catch (err) {
+      addEvent({ timeMs: Date.now(), kind: "client", subject: "feed", message: String(err) } as v1.FleetEvent);
+      return;
+    }
+    switch (env.body) {
+      case "challenge":
+        send({
+          hello: {
+            role: creds.operator ? v1.Role.ROLE_OPERATOR : v1.Role.ROLE_WATCHER,
+            identity: creds.name,
+            nonce: env.challenge!.nonce,
+            token: creds.token,
+            agentVersion: "dashboard",
+          },
+        });
+        break;
+      case "helloAck":
+        retry = 500;
+        setConn(true);
+        break;
+      case "snapshot":
+        onSnapshot(env.snapshot as v1.FeedSnapshot);
+        break;
+      case "delta":
+        onDelta(env.delta as v1.FeedDelta);
+        break;
+      case "operatorReply": {
+        const r = env.operatorReply as v1.OperatorReply;
+        $("#action-result").textContent = `${r.ok ? "✓" : "✗"} ${r.message}`;
+        break;
+      }
+      case "error": {
+        const e = env.error as v1.ErrorFrame;
+        addEvent({ timeMs: Date.now(), kind: "refused", subject: e.frame, message: `${e.code}: ${e.message}` } as v1.FleetEvent);
+        if (e.code === "unauthenticated" || e.code === "forbidden") {
+          creds.token = "";
+          sessionStorage.removeItem("pifleet.token");
+        }
+        break;
+      }
+    }
+  };
+  socket.onclose = () => {
+    setConn(false);
+    if (ws !== socket) return;
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10_000);
+  };
+}
+
+function setConn(on: boolean): void {
+  const el = $("#conn");
+  el.className = `conn ${on ? "on" : "off"}`;
+  el.textContent = on ? (creds.operator ? `operator ${creds.name}` : `watching as ${creds.name}`) : "disconnected";
+  for (const b of document.querySelectorAll<HTMLButtonElement>("#actions button")) b.disabled = !on || !creds.operator || !selected;
+}
+
+function onSnapshot(s: v1.FeedSnapshot): void {
+  $("#fleet-name").textContent = s.fleet;
+  const grid = $("#grid");
+  grid.replaceChildren();
+  tiles.clear();
+  for (const p of s.pis) upsert(p as v1.PiStatus);
+  $("#events").replaceChildren();
+  for (const e of s.events) addEvent(e as v1.FleetEvent);
+  if (s.fleetStatus) onFleet(s.fleetStatus as v1.FleetStatus);
+  renderSummary();
+}
+
+function onDelta(d: v1.FeedDelta): void {
+  for (const p of d.pis) upsert(p as v1.PiStatus);
+  for (const e of d.events) addEvent(e as v1.FleetEvent);
+  if (d.fleetStatus) onFleet(d.fleetStatus as v1.FleetStatus);
+  renderSummary();
+}
+
+function onFleet(f: v1.FleetStatus): void {
+  const alarm = $("#alarm");
+  alarm.hidden = !f.alarm;
+  alarm.textContent = f.alarm ? `FLEET ALARM — recovery paused: ${f.alarmReason}` : "";
+  $("#summary").dataset.fleet = `fileserver ${f.fileserverHealthy ? "healthy" : "UNHEALTHY"} · ${f.activeRemediations} remediations`;
+}
+
+function upsert(p: v1.PiStatus): void {
+  let tile = tiles.get(p.name);
+  if (!tile) {
+    const el = document.createElement("div");
+    el.className = "tile unknown";
+    el.dataset.pi = p.name;
+    el.setAttribute("role", "button");
+    el.addEventListener("click", () => select(p.name));
+    $("#grid").append(el);
+    tile = { el, history: [] };
+    tiles.set(p.name, tile);
+  }
+  const prevTime = tile.status?.lastReport?.timeMs;
+  tile.status = p;
+  const r = p.lastReport as v1.PiReport | null | undefined;
+  if (r && r.timeMs !== prevTime && r.load) {
+    tile.history.push(r.load.one ?? 0);
+    if (tile.history.length > HISTORY) tile.history.shift();
+  }
+  const state = piStateName(p.state);
+  tile.el.className = `tile ${state}${selected === p.name ? " selected" : ""}`;
+  tile.el.dataset.state = state;
+  const apache = r?.apache?.reachable ? `${r.apache.busyWorkers}/${r.apache.idleWorkers}` : "–";
+  const probe = r?.probe ? (r.probe.ok ? `${r.probe.latencyMs}ms` : "✗") : "–";
+  tile.el.innerHTML = `<div class="n"></div><div class="s"></div><div class="m"></div>${spark(tile.history, 80, 12)}`;
+  (tile.el.children[0] as HTMLElement).textContent = `${p.name} · ${p.port}`;
+  (tile.el.children[1] as HTMLElement).textContent = state;
+  (tile.el.children[2] as HTMLElement).textContent = r ? `ld ${(r.load?.one ?? 0).toFixed(2)} · ${apache} · ${probe}` : "no report";
+  tile.el.title = p.reason;
+  if (selected === p.name) renderDetail();
+}
+
+function spark(values: number[], w: number, h: number): string {
+  if (values.length < 2) return `<svg viewBox="0 0 ${w} ${h}"></svg>`;
+  const max = Math.max(1, ...values);
+  const pts = values.map((v, i) => `${((i / (HISTORY - 1)) * w).toFixed(1)},${(h - (v / max) * (h - 1)).toFixed(1)}`).join(" ");
+  return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="none"><polyline points="${pts}"/></svg>`;
+}
+
+function select(name: string): void {
+  selected = name;
+  for (const t of tiles.values()) t.el.classList.toggle("selected", t.el.dataset.pi === name);
+  $("#action-result").textContent = "";
+  renderDetail();
+  setConn(ws?.readyState === WebSocket.OPEN);
+}
+
+function renderDetail(): void {
+  const t = selected ? tiles.get(selected) : undefined;
+  if (!t?.status) return;
+  const p = t.status;
+  const r = p.lastReport as v1.PiReport | null | undefined;
+  $("#detail-title").textContent = `${p.name} (port ${p.port})`;
+  const rows: [string, string][] = [
+    ["state", `${piStateName(p.state)}${p.held ? " (held by operator)" : ""}`],
+    ["reason", p.reason || "–"],
+    ["since", p.stateSinceMs ? new Date(p.stateSinceMs).toLocaleTimeString() : "–"],
+    ["last seen", p.lastSeenMs ? `${((Date.now() - p.lastSeenMs) / 1000).toFixed(1)} s ago` : "never"],
+    ["attempts", String(p.attempts)],
+    ["load", r?.load ? `${r.load.one?.toFixed(2)} ${r.load.five?.toFixed(2)} ${r.load.fifteen?.toFixed(2)}` : "–"],
+    ["cpu", r ? `${(r.cpuPercent ?? 0).toFixed(1)} %` : "–"],
+    ["memory", r?.memTotalBytes ? `${(((r.memTotalBytes - (r.memAvailableBytes ?? 0)) / r.memTotalBytes) * 100).toFixed(0)} % used` : "–"],
+    ["temperature", r?.temperatureC != null ? `${r.temperatureC.toFixed(1)} °C` : "–"],
+    ["apache", r?.apache ? (r.apache.reachable ? `${r.apache.busyWorkers} busy / ${r.apache.idleWorkers} idle, ${(r.apache.requestsPerSec ?? 0).toFixed(2)} req/s` : `unreachable: ${r.apache.error}`) : "–"],
+    ["probe", r?.probe ? (r.probe.ok ? `HTTP ${r.probe.status} in ${r.probe.latencyMs} ms` : `failed: ${r.probe.error || r.probe.status}`) : "–"],
+    ["root fs", r?.rootfs ? (r.rootfs.stalled ? "STALLED" : `${r.rootfs.latencyMs} ms`) : "–"],
+  ];
+  const dl = $("#detail-body");
+  dl.replaceChildren();
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    dl.append(dt, dd);
+  }
+  $("#detail-chart").innerHTML = spark(t.history, 300, 60).replace(/^<svg[^>]*>|<\/svg>$/g, "");
+}
+
+function addEvent(e: v1.FleetEvent): void {
+  const li = document.createElement("li");
+  li.dataset.kind = e.kind;
+  li.dataset.subject = e.subject;
+  const time = document.createElement("span");
+  time.className = "t";
+  time.textContent = new Date(Number(e.timeMs)).toLocaleTimeString();
+  const kind = document.createElement("span");
+  kind.className = "k";
+  kind.textContent = e.kind;
+  li.append(time, kind, `${e.subject}: ${e.message}${e.actor ? ` (${e.actor})` : ""}`);
+  const list = $("#events");
+  list.prepend(li);
+  while (list.children.length > MAX_EVENTS) list.lastElementChild?.remove();
+}
+
+function renderSummary(): void {
+  const counts = new Map<string, number>();
+  for (const t of tiles.values()) {
+    const s = t.status ? piStateName(t.status.state) : "unknown";
+    counts.set(s, (counts.get(s) ?? 0) + 1);
+  }
+  const summary = $("#summary");
+  summary.replaceChildren();
+  for (const [state, n] of [...counts].sort()) {
+    const span = document.createElement("span");
+    span.textContent = `${state} ${n}`;
+    span.dataset.state = state;
+    summary.append(span);
+  }
+  if (summary.dataset.fleet) {
+    const span = document.createElement("span");
+    span.textContent = summary.dataset.fleet;
+    summary.append(span);
+  }
+}
+
+function showLogin(): void {
+  const form = $("#login") as HTMLFormElement;
+  form.hidden = false;
+  form.onsubmit = (ev) => {
+    ev.preventDefault();
+    const data = new FormData(form);
+    creds.name = String(data.get("name"));
+    creds.token = String(data.get("token"));
+    creds.operator = data.get("operator") === "on";
+    form.hidden = true;
+    connect();
+  };
+}
+
+for (const b of document.querySelectorAll<HTMLButtonElement>("#actions button")) {
+  b.disabled = true;
+  b.addEventListener("click", () => {
+    if (!selected) return;
+    const action = b.dataset.action!;
+    if (action === "cycle" && !confirm(`Power-cycle ${selected}? This cuts its power.`)) return;
+    $("#action-result").textContent = `${action} ${selected}…`;
+    send({ operatorRequest: { id: crypto.randomUUID(), action, pi: selected, reason: "dashboard" } });
+  });
+}
+
+setInterval(() => selected && renderDetail(), 1000);
+connect();

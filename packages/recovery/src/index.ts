@@ -1,0 +1,4 @@
+export * from "./types.js";
+export * from "./engine.js";
+export * from "./dark-share.js";
+export * from "./rate-limit.js";

@@ -1,0 +1,98 @@
+/** What the recovery engine needs from the rest of the coordinator, each behind a narrow port. */
+
+export type Health = "healthy" | "suspect" | "down" | "unknown";
+export type RecoveryState = "drained" | "power-cycling" | "booting" | "rebuilding" | "quarantined";
+
+export interface PiRef {
+  name: string;
+  port: number;
+}
+
+/** The switch's PoE driver: sets are verified by read-back before they resolve. */
+export interface PowerPort {
+  set(port: number, on: boolean): Promise<void>;
+  get(port: number): Promise<boolean>;
+}
+
+export interface LoadBalancerPort {
+  drain(pi: string): Promise<void>;
+  ready(pi: string): Promise<void>;
+}
+
+export interface FileserverPort {
+  healthy(): boolean;
+  /** Rebuilds the Pi's root filesystem from the golden image; called with the Pi's port off. */
+  rebuild(pi: string): Promise<void>;
+}
+
+export interface OpenIntent {
+  id: number;
+  pi: string;
+  port: number;
+  reason: string;
+  createdMs: number;
+}
+
+/**
+ * Durable record of power actions in flight. An intent means "this port is being switched off
+ * and must end up on"; it is written (and synced) before the port is switched off and closed only
+ * after the port is verified on again, so a coordinator that dies in between finds it on start.
+ */
+export interface IntentStore {
+  openIntent(pi: string, port: number, reason: string): number;
+  closeIntent(id: number, outcome: "done" | "recovered" | "failed", note?: string): void;
+  openIntents(): OpenIntent[];
+}
+
+export interface AuditEvent {
+  kind: "recovery" | "power" | "lb" | "alarm" | "operator";
+  subject: string;
+  message: string;
+  actor?: string;
+  fields?: Record<string, string>;
+}
+
+export interface RecoveryConfig {
+  /** At most this many Pis in remediation at once. */
+  maxConcurrent: number;
+  /** More than this share of the fleet unhealthy at once: assume the network or coordinator is at fault. */
+  darkShare: number;
+  /** A Pi must stay unhealthy this long before anything is done, so a fleet-wide outage is seen as one. */
+  confirmMs: number;
+  /** A Pi that is only `suspect` (alive but failing) is acted on after this long. */
+  suspectActMs: number;
+  /** No judgement this long after start: agents are still reconnecting. */
+  startupGraceMs: number;
+  /** Seconds a port stays off during a cycle. */
+  dwellMs: number;
+  /** How long a Pi may take to report healthy after power returns. */
+  bootTimeoutMs: number;
+  /** Power-cycles before the root filesystem is rebuilt. */
+  cyclesBeforeRebuild: number;
+  /** Wait before the n-th attempt on one Pi: backoffMs × 2^(n−1), capped. */
+  backoffMs: number;
+  maxBackoffMs: number;
+  /** Fleet-wide power-cycle rate limit. */
+  powerActionsPerWindow: number;
+  powerWindowMs: number;
+  /** Healthy this long and the Pi's attempt count resets. */
+  stableMs: number;
+  tickMs: number;
+}
+
+export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
+  maxConcurrent: 2,
+  darkShare: 0.3,
+  confirmMs: 3_000,
+  suspectActMs: 20_000,
+  startupGraceMs: 20_000,
+  dwellMs: 5_000,
+  bootTimeoutMs: 120_000,
+  cyclesBeforeRebuild: 2,
+  backoffMs: 10_000,
+  maxBackoffMs: 300_000,
+  powerActionsPerWindow: 6,
+  powerWindowMs: 60_000,
+  stableMs: 600_000,
+  tickMs: 250,
+};
