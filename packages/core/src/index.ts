@@ -3,6 +3,7 @@ export * from "./net/ipv6.js";
 export * from "./fleet/schema.js";
 export * from "./fleet/errors.js";
 export * from "./fleet/load.js";
+export * from "./fleet/config-file.js";
 export * from "./fleet/secret.js";
 export * from "./plan/types.js";
 export * from "./plan/validate.js";

@@ -1,1 +1,16 @@
-export {};
+export { Secret, v2c, v3, type SnmpCredentials, type SnmpV2cCredentials, type SnmpV3Credentials, type AuthProtocol, type PrivProtocol } from "./snmp/credentials.js";
+export { SnmpError, type SnmpErrorCode } from "./snmp/errors.js";
+export { SnmpClient, probeAlive, type SnmpClientOptions, type SnmpClientStats, type SnmpTarget, type SnmpType, type SnmpValue, type SnmpVarbind, type SnmpWrite } from "./snmp/client.js";
+export { OID, RowStatus, TruthValue, oidName } from "./snmp/oids.js";
+export { encodePortList, decodePortList, samePorts } from "./snmp/portlist.js";
+export { switchResourceFromFleet, SwitchConfigError, type SwitchResource } from "./resource.js";
+export * from "./power/index.js";
+export { readBridgePorts } from "./bridge.js";
+export { LinkReader, type LinkState } from "./link.js";
+export type { VlanDriver, VlanEntry, VlanSetting, SwitchVlanTable } from "./vlan/driver.js";
+export { QBridgeVlanDriver } from "./vlan/qbridge.js";
+export { diffSwitch, plannedVlans, plannedPorts, SwitchPlanError, VLAN_NAME_MAX, type SwitchDiff, type SwitchDrift, type ForeignVlan, type PlannedVlan } from "./vlan/diff.js";
+export { applySwitchPlan, actionsFor, type ApplyResult, type SwitchAction } from "./vlan/apply.js";
+export { renderDiff, renderDrift, renderAction } from "./vlan/render.js";
+export { openSwitch, type SwitchHandle, type PortStatus } from "./switch.js";
+export { startSwitchEmulator, type SwitchEmulator, type SwitchEmulatorOptions, type EmulatorUser } from "./emulator/emulator.js";

@@ -58,8 +58,11 @@ export function createNotifier(env: NodeJS.ProcessEnv = process.env): Notifier {
     new Promise((resolve) => {
       if (!target) return resolve();
       if (lib) {
-        sock ??= lib.createSocket("unix_dgram");
-        sock.on("error", () => undefined);
+        if (!sock) {
+          sock = lib.createSocket("unix_dgram");
+          // A datagram systemd cannot take is not worth crashing for; the next ping retries.
+          sock.on("error", () => undefined);
+        }
         const buf = Buffer.from(message);
         sock.send(buf, 0, buf.length, target, () => resolve());
         return;

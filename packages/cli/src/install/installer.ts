@@ -1,0 +1,310 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { buildBundle, bundleFiles, loadBundle, sha256, type BundleManifest } from "./bundle.js";
+import { InstallError, RemoteHost, sh, type SshTarget } from "./remote.js";
+import { layoutOf, SYSTEMD_DIR, unitText, type Role } from "./roles.js";
+
+/**
+ * `pifleet install`: puts one role on one host over SSH and leaves it running. Every step reads
+ * the target first and changes only what differs, so a second run reports 0 changes; --dry-run
+ * does the reading and prints what it would change.
+ */
+
+export interface InstallOptions {
+  role: Role;
+  target: SshTarget;
+  /** Local files to install as the role's config and secret. */
+  config?: string;
+  secretFile?: string;
+  /** Install root on the target ("/" for real; a sandbox folder in tests — then no users, no systemctl). */
+  prefix: string;
+  start: boolean;
+  dryRun: boolean;
+  /** A bundle folder from scripts/bundle.mjs; built on the fly from packages/<role>/dist when absent. */
+  bundleDir?: string;
+  activeTimeoutMs: number;
+  out: (line: string) => void;
+}
+
+export interface InstallSummary {
+  changes: number;
+  /** One line per change made (or, with dryRun, that would be made). */
+  actions: string[];
+}
+
+interface DesiredFile {
+  path: string;
+  data: Buffer;
+  mode: number;
+  /** Enforced only when installing at "/": a sandbox has no service user. */
+  owner?: string;
+  what: string;
+}
+
+interface RemoteFile {
+  sha256: string;
+  mode: number;
+  owner: string;
+}
+
+export async function install(options: InstallOptions): Promise<InstallSummary> {
+  const { role, prefix, out } = options;
+  const real = prefix === "/";
+  const layout = layoutOf(role, prefix);
+
+  // Everything local first: a bad argument must fail before anything on the target is touched.
+  const config = options.config ? readLocal(options.config, "--config") : undefined;
+  const secret = options.secretFile ? readLocal(options.secretFile, "--secret-file") : undefined;
+  if (secret && secret.toString("utf8").trim() === "") throw new InstallError(`--secret-file ${options.secretFile} is empty`);
+  let tempBundle: string | undefined;
+  let bundleDir = options.bundleDir;
+  if (!bundleDir) {
+    tempBundle = mkdtempSync(path.join(os.tmpdir(), `pifleet-bundle-${role.name}-`));
+    bundleDir = tempBundle;
+    await buildBundle(role, { outDir: bundleDir });
+  }
+  try {
+    const manifest = loadBundle(bundleDir, role);
+    const desired: DesiredFile[] = bundleFiles(bundleDir, manifest).map((f) => ({
+      path: path.posix.join(layout.libDir, f.rel),
+      data: f.data,
+      mode: 0o644,
+      what: "bundle",
+    }));
+    if (config) desired.push({ path: layout.config, data: config, mode: 0o644, what: "config" });
+    if (secret) desired.push({ path: layout.secret, data: secret, mode: 0o600, owner: role.user, what: "secret" });
+    desired.push({ path: layout.unit, data: Buffer.from(unitText(role)), mode: 0o644, what: "unit" });
+    for (const extra of layout.extras) {
+      desired.push({ path: extra.target, data: readFileSync(path.join(SYSTEMD_DIR, extra.source)), mode: extra.mode, what: "extra" });
+    }
+    return await installOn(options, manifest, desired, real);
+  } finally {
+    if (tempBundle) rmSync(tempBundle, { recursive: true, force: true });
+  }
+}
+
+async function installOn(options: InstallOptions, manifest: BundleManifest, desired: DesiredFile[], real: boolean): Promise<InstallSummary> {
+  const { role, prefix, out, dryRun } = options;
+  const layout = layoutOf(role, prefix);
+  const actions: string[] = [];
+  const change = (line: string) => {
+    const text = dryRun ? `would ${line}` : line;
+    actions.push(text);
+    out(`  * ${text}`);
+  };
+  const same = (line: string) => out(`  = ${line}`);
+  const note = (line: string) => out(`  - ${line}`);
+
+  out(`pifleet install ${role.role} (${role.unit}) on ${options.target.host}${real ? "" : ` under ${prefix}`}${dryRun ? " — dry run, nothing will be changed" : ""}`);
+  const remote = await RemoteHost.connect(options.target);
+  try {
+    out(`  = connected as ${remote.label}${remote.hostKey.ok && remote.hostKey.how === "added" ? ` (host key added to ${options.target.knownHosts})` : ""}`);
+
+    await checkNode(remote, manifest, out);
+
+    if (role.user !== "root") {
+      if (!real) note(`service user ${role.user}: not created (--prefix installs files only)`);
+      else if ((await remote.run(`id -u ${sh(role.user)}`)).code === 0) same(`service user ${role.user} exists`);
+      else {
+        change(`create system user ${role.user}`);
+        if (!dryRun) {
+          await remote.check(
+            `useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin ${sh(role.user)}`,
+            `creating user ${role.user}`,
+          );
+        }
+      }
+    }
+
+    const dirs = [...new Set(desired.map((d) => path.posix.dirname(d.path)))].sort();
+    const { files: state, missingDirs, installed: installedLib } = await survey(remote, desired.map((d) => d.path), dirs, layout.libDir);
+    for (const dir of missingDirs) change(`create directory ${dir}`);
+    if (!dryRun && missingDirs.length > 0) await remote.check(`mkdir -p -m 0755 -- ${missingDirs.map(sh).join(" ")}`, "creating directories");
+
+    let filesChanged = false;
+    let unitChanged = false;
+    for (const file of desired) {
+      const have = state.get(file.path);
+      const wantSha = sha256(file.data);
+      const wantOwner = real ? file.owner : undefined;
+      if (!have || have.sha256 !== wantSha) {
+        change(`${have ? "update" : "install"} ${file.path} (${file.what}, ${formatSize(file.data.length)}, mode ${octal(file.mode)})`);
+        if (!dryRun) {
+          await remote.writeFile(file.path, file.data, file.mode);
+          if (wantOwner) await remote.check(`chown ${sh(`${wantOwner}:`)} -- ${sh(file.path)}`, `chown ${file.path}`);
+        }
+        filesChanged = true;
+        if (file.what === "unit") unitChanged = true;
+        continue;
+      }
+      let fixed = false;
+      if (have.mode !== file.mode) {
+        change(`chmod ${octal(file.mode)} ${file.path} (was ${octal(have.mode)})`);
+        if (!dryRun) await remote.check(`chmod ${octal(file.mode)} -- ${sh(file.path)}`, `chmod ${file.path}`);
+        fixed = true;
+      }
+      if (wantOwner && have.owner !== wantOwner) {
+        change(`chown ${wantOwner} ${file.path} (was ${have.owner})`);
+        if (!dryRun) await remote.check(`chown ${sh(`${wantOwner}:`)} -- ${sh(file.path)}`, `chown ${file.path}`);
+        fixed = true;
+      }
+      if (fixed) filesChanged = true;
+      else same(`${file.path} unchanged`);
+    }
+    const wanted = new Set(desired.map((d) => d.path));
+    const stale = installedLib.filter((p) => !wanted.has(p));
+    for (const p of stale) change(`remove ${p} (no longer in the bundle)`);
+    if (!dryRun && stale.length > 0) await remote.check(`rm -f -- ${stale.map(sh).join(" ")}`, "removing stale files");
+    if (stale.length > 0) filesChanged = true;
+
+    const configMissing = !desired.some((d) => d.what === "config") && !state.has(layout.config);
+    if (configMissing) {
+      note(`${layout.config} does not exist: the service cannot start until it does (pass --config FILE)`);
+    }
+
+    if (!real) {
+      note("systemctl daemon-reload / enable / restart: skipped (--prefix installs files only; nothing runs them)");
+    } else {
+      await manageService(remote, options, { unitChanged, filesChanged, configMissing }, change, same, note);
+    }
+  } finally {
+    remote.close();
+  }
+  out(
+    actions.length === 0
+      ? `no changes: ${role.unit} on ${options.target.host} is already as planned`
+      : `${actions.length} change${actions.length === 1 ? "" : "s"}${dryRun ? " would be made (dry run: none made)" : " made"}`,
+  );
+  return { changes: actions.length, actions };
+}
+
+async function checkNode(remote: RemoteHost, manifest: BundleManifest, out: (l: string) => void): Promise<void> {
+  const r = await remote.run(`/usr/bin/node -p ${sh('[process.versions.node, process.versions.modules, process.arch, process.platform].join(" ")')}`);
+  if (r.code !== 0) {
+    throw new InstallError(
+      `${remote.label}: no working /usr/bin/node (${(r.stderr || r.stdout).trim() || `exit ${r.code}`}); the units run /usr/bin/node: install Node ${manifest.builtWithNode} there (Debian bookworm's nodejs is 18)`,
+    );
+  }
+  const [version, abi, arch, platform] = r.stdout.trim().split(" ");
+  const major = Number(version.split(".")[0]);
+  if (!(major >= 20)) throw new InstallError(`${remote.label}: /usr/bin/node is v${version}; pifleet needs Node 20 or later`);
+  if (arch !== manifest.arch || platform !== manifest.platform || abi !== manifest.nodeModulesAbi) {
+    throw new InstallError(
+      `${remote.label}: the bundle's native addons (${manifest.natives.join(", ")}) were built for ${manifest.platform}-${manifest.arch}, Node ABI ${manifest.nodeModulesAbi}, but the target runs ${platform}-${arch}, Node v${version} (ABI ${abi}): build the bundle on a matching machine (node scripts/bundle.mjs ${manifest.role}) and pass it with --bundle`,
+    );
+  }
+  out(`  = /usr/bin/node v${version} (${platform}-${arch}, ABI ${abi}) matches the bundle`);
+}
+
+interface Survey {
+  files: Map<string, RemoteFile>;
+  missingDirs: string[];
+  /** Every file now under the role's lib dir. */
+  installed: string[];
+}
+
+/**
+ * Everything the installer needs to know about the target's files, in one exec: each exec is a
+ * round trip and a fork or two on the target, and a Pi is slow at both.
+ */
+async function survey(remote: RemoteHost, paths: string[], dirs: string[], libDir: string): Promise<Survey> {
+  const script = [
+    'lib=$1; shift',
+    'while [ "$1" != "--" ]; do [ -d "$1" ] || printf "D %s\\n" "$1"; shift; done; shift',
+    'if [ -d "$lib" ]; then find "$lib" -type f -printf "F %p\\n"; fi',
+    'for f; do [ -f "$f" ] && printf "%s\\0" "$f"; done | xargs -0 -r sh -c \'sha256sum -- "$@" | sed "s/^/H /" && stat -c "S %a:%U %n" -- "$@"\' sh',
+  ].join("\n");
+  const text = await remote.check(`sh -c ${sh(script)} sh ${[libDir, ...dirs, "--", ...paths].map(sh).join(" ")}`, "reading installed files");
+  const hashes = new Map<string, string>();
+  const stats = new Map<string, { mode: number; owner: string }>();
+  const missingDirs: string[] = [];
+  const installed: string[] = [];
+  for (const line of text.split("\n")) {
+    const tag = line.slice(0, 2);
+    const rest = line.slice(2);
+    if (tag === "D ") missingDirs.push(rest);
+    else if (tag === "F ") installed.push(rest);
+    else if (tag === "H ") {
+      const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(rest);
+      if (m) hashes.set(m[2], m[1]);
+    } else if (tag === "S ") {
+      const m = /^([0-7]+):(\S+) (.+)$/.exec(rest);
+      if (m) stats.set(m[3], { mode: parseInt(m[1], 8), owner: m[2] });
+    }
+  }
+  const files = new Map<string, RemoteFile>();
+  for (const [file, sha] of hashes) {
+    const st = stats.get(file);
+    if (st) files.set(file, { sha256: sha, ...st });
+  }
+  return { files, missingDirs, installed: installed.sort() };
+}
+
+async function manageService(
+  remote: RemoteHost,
+  options: InstallOptions,
+  changed: { unitChanged: boolean; filesChanged: boolean; configMissing: boolean },
+  change: (l: string) => void,
+  same: (l: string) => void,
+  note: (l: string) => void,
+): Promise<void> {
+  const unit = `${options.role.unit}.service`;
+  const dry = options.dryRun;
+  if (changed.unitChanged) {
+    change("systemctl daemon-reload");
+    if (!dry) await remote.check("systemctl daemon-reload");
+  }
+  const enabled = (await remote.run(`systemctl is-enabled ${unit}`)).stdout.trim();
+  if (enabled === "enabled") same(`${unit} enabled`);
+  else {
+    change(`systemctl enable ${unit}`);
+    if (!dry) await remote.check(`systemctl enable ${unit}`);
+  }
+  if (!options.start) {
+    note(`not started (--no-start)${changed.filesChanged ? `: run systemctl restart ${unit} to use the new files` : ""}`);
+    return;
+  }
+  if (changed.configMissing) throw new InstallError(`${remote.label}: cannot start ${unit}: ${layoutOf(options.role).config} is missing (pass --config FILE)`);
+  const active = (await remote.run(`systemctl is-active ${unit}`)).stdout.trim();
+  if (!changed.filesChanged && active === "active") {
+    same(`${unit} active`);
+    return;
+  }
+  change(`systemctl restart ${unit}${active === "active" ? "" : ` (was ${active || "unknown"})`}`);
+  if (dry) return;
+  const restart = await remote.run(`systemctl restart ${unit}`);
+  const deadline = Date.now() + options.activeTimeoutMs;
+  for (;;) {
+    const now = (await remote.run(`systemctl is-active ${unit}`)).stdout.trim();
+    if (now === "active" && restart.code === 0) {
+      same(`${unit} active`);
+      return;
+    }
+    if (now === "failed" || restart.code !== 0 || Date.now() > deadline) {
+      const journal = await remote.run(`journalctl -u ${unit} -n 15 --no-pager -o cat`);
+      throw new InstallError(
+        `${remote.label}: ${unit} did not become active (${now || "unknown"}${restart.code !== 0 ? `, systemctl restart exited ${restart.code}` : ""}). Last journal lines:\n${journal.stdout.trim() || "(none)"}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function readLocal(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new InstallError(`${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
+function octal(mode: number): string {
+  return `0${mode.toString(8)}`;
+}
+
+function formatSize(bytes: number): string {
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} kB`;
+  return `${bytes} B`;
+}

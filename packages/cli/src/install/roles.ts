@@ -1,0 +1,88 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * What each role is on a target host. The layout is fixed so the systemd units in systemd/ can
+ * name absolute paths:
+ *   /usr/lib/pifleet/<name>/main.js (+ node_modules/ for native addons, manifest.json)
+ *   /etc/pifleet/<name>.yaml      config (0644)
+ *   /etc/pifleet/<name>.secret    agent secret (0600, owned by the service user)
+ *   /etc/systemd/system/<unit>.service
+ */
+export type RoleName = "pi" | "fileserver" | "coordinator";
+
+export interface Role {
+  role: RoleName;
+  /** File and directory name on the target: config `<name>.yaml`, code `/usr/lib/pifleet/<name>`. */
+  name: string;
+  /** Workspace package whose dist/main.js is bundled. */
+  package: string;
+  unit: string;
+  /** Who the unit runs as; owns the secret file. */
+  user: string;
+  /** Native addons shipped beside the bundle (esbuild cannot inline a .node file). */
+  natives: string[];
+  /** Extra files the role installs, by target path → repository file. */
+  extras: { target: string; source: string; mode: number }[];
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
+export const SYSTEMD_DIR = path.join(repoRoot, "systemd");
+export const WORKSPACE_ROOT = repoRoot;
+
+export const ROLES: Record<RoleName, Role> = {
+  pi: {
+    role: "pi",
+    name: "pi-agent",
+    package: "pi-agent",
+    unit: "pifleet-pi-agent",
+    user: "pifleet",
+    natives: ["unix-dgram"],
+    extras: [{ target: "/etc/polkit-1/rules.d/60-pifleet-pi-agent.rules", source: "pifleet-pi-agent.rules", mode: 0o644 }],
+  },
+  fileserver: {
+    role: "fileserver",
+    name: "fileserver",
+    package: "fileserver-agent",
+    unit: "pifleet-fileserver",
+    user: "root",
+    natives: ["unix-dgram"],
+    extras: [],
+  },
+  coordinator: {
+    role: "coordinator",
+    name: "coordinator",
+    package: "coordinator",
+    unit: "pifleet-coordinator",
+    user: "pifleet",
+    natives: ["unix-dgram", "better-sqlite3"],
+    extras: [],
+  },
+};
+
+export function roleOf(text: string): Role | undefined {
+  return (ROLES as Record<string, Role | undefined>)[text];
+}
+
+/** Absolute target paths, under `prefix` ("/" on a real host; a sandbox folder in tests). */
+export function layoutOf(role: Role, prefix = "/") {
+  const at = (p: string) => path.posix.join(prefix, p);
+  return {
+    libDir: at(`/usr/lib/pifleet/${role.name}`),
+    config: at(`/etc/pifleet/${role.name}.yaml`),
+    secret: at(`/etc/pifleet/${role.name}.secret`),
+    unit: at(`/etc/systemd/system/${role.unit}.service`),
+    extras: role.extras.map((e) => ({ ...e, target: at(e.target) })),
+  };
+}
+
+/** The command line the unit runs: the installer and the unit files must agree on it. */
+export function execStartOf(role: Role): string {
+  const layout = layoutOf(role);
+  return `/usr/bin/node ${layout.libDir}/main.js --config ${layout.config}`;
+}
+
+export function unitText(role: Role): string {
+  return readFileSync(path.join(SYSTEMD_DIR, `${role.unit}.service`), "utf8");
+}

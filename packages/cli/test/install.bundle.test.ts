@@ -1,0 +1,72 @@
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { buildBundle, loadBundle } from "../src/install/bundle.js";
+import { ROLES, type Role } from "../src/install/roles.js";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const tmp = mkdtempSync(path.join(os.tmpdir(), "pifleet-bundle-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// Daemons are written by several people at once: cover each role whose entry point exists in the
+// sources (then `tsc -b` must have built it; a missing dist/main.js fails the test).
+const roles = Object.values(ROLES).filter((r) => existsSync(path.join(repo, "packages", r.package, "src", "main.ts")));
+
+describe("self-contained bundles", () => {
+  it("covers at least the Pi agent", () => {
+    expect(roles.map((r) => r.role)).toContain("pi");
+  });
+
+  for (const role of roles) {
+    it(`${role.role}: the daemon runs from a copy far from the workspace, native addons included`, async () => {
+      const built = path.join(tmp, `built-${role.name}`);
+      const manifest = await buildBundle(role, { outDir: built });
+      expect(manifest.natives).toEqual(expect.arrayContaining(role.natives));
+      expect(manifest.arch).toBe(process.arch);
+      expect(manifest.nodeModulesAbi).toBe(process.versions.modules);
+      // Build-time helpers and C sources stay behind.
+      const paths = manifest.files.map((f) => f.path);
+      expect(paths.filter((p) => /node_modules\/(nan|prebuild-install)\//.test(p) || /\/(deps|src)\//.test(p))).toEqual([]);
+      expect(paths).toContain("main.js");
+
+      // Same input, same bytes: what makes a reinstall a no-op.
+      const again = await buildBundle(role, { outDir: path.join(tmp, `again-${role.name}`) });
+      expect(again.files).toEqual(manifest.files);
+
+      // Copied to a folder with no node_modules above it, as on the target.
+      const copy = path.join(tmp, "target", role.name);
+      cpSync(built, copy, { recursive: true });
+      expect(loadBundle(copy, role).files.length).toBe(manifest.files.length);
+      const run = spawnSync(process.execPath, [path.join(copy, "main.js"), "--config", "/nonexistent/pifleet.yaml"], { cwd: "/", encoding: "utf8", timeout: 15_000 });
+      expect(run.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find (module|package)|Dynamic require/);
+      expect(run.status).not.toBe(0);
+      expect(`${run.stdout}${run.stderr}`).toContain("/nonexistent/pifleet.yaml");
+
+      for (const addon of role.natives) expect(loadsFrom(copy, addon)).toBe("ok");
+    });
+  }
+
+  it("refuses a bundle whose files do not match its manifest", async () => {
+    const role: Role = ROLES.pi;
+    const dir = path.join(tmp, "tampered");
+    await buildBundle(role, { outDir: dir });
+    const main = path.join(dir, "main.js");
+    cpSync(path.join(repo, "package.json"), main);
+    expect(() => loadBundle(dir, role)).toThrow(/main\.js is missing or differs from manifest\.json/);
+    expect(() => loadBundle(dir, ROLES.coordinator)).toThrow(/is a bundle for role pi, not coordinator/);
+  });
+});
+
+/** Loads a shipped addon the way the bundle does (require beside main.js) and exercises it. */
+function loadsFrom(dir: string, addon: string): string {
+  const probe: Record<string, string> = {
+    "unix-dgram": 'const s = r("unix-dgram").createSocket("unix_dgram"); s.close();',
+    "better-sqlite3": 'const db = new (r("better-sqlite3"))(":memory:"); if (db.prepare("select 41 + 1 as x").get().x !== 42) throw new Error("sqlite");',
+  };
+  const code = `const r = require("node:module").createRequire(${JSON.stringify(path.join(dir, "main.js"))}); ${probe[addon] ?? `r(${JSON.stringify(addon)});`} process.stdout.write("ok");`;
+  const run = spawnSync(process.execPath, ["-e", code], { cwd: "/", encoding: "utf8" });
+  return run.status === 0 ? run.stdout : `${addon} failed to load: ${run.stderr}`;
+}
