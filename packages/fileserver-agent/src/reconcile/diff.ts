@@ -1,0 +1,197 @@
+import path from "node:path";
+import { renderExports, type Plan } from "@pifleet/core";
+import type { Layout } from "../layout.js";
+import type { Observed } from "../observe/observe.js";
+import { isWideClient } from "../observe/exportfs.js";
+import type { LiveLink } from "../observe/iproute.js";
+import { contentSteps } from "../content/steps.js";
+import { createRootSteps, exportRootSteps, finishSwapSteps } from "../rootfs.js";
+import { isInside, PathError } from "../safety.js";
+import type { Action, Diff, DriftEntry } from "./drift.js";
+import type { Step } from "./steps.js";
+
+/** Set as the link's alias on every VLAN interface pifleet creates: its mark of ownership in the live state. */
+export function ownerMark(plan: Plan): string {
+  return `pifleet:${plan.fleet}`;
+}
+
+function isLinkLocal(a: { family: string; local: string; scope: string }): boolean {
+  return a.scope === "link" || a.scope === "host" || a.local.toLowerCase().startsWith("fe80:");
+}
+
+function diffInterfaces(plan: Plan, obs: Observed, links: LiveLink[], drift: DriftEntry[], actions: Action[]): void {
+  const trunk = plan.fileserver.trunkInterface;
+  const mark = ownerMark(plan);
+  const byName = new Map(links.map((l) => [l.name, l]));
+  const planned = new Set(plan.fileserver.interfaces.map((i) => i.name));
+  const trunkLink = byName.get(trunk);
+  if (!trunkLink) drift.push({ kind: "interface", subject: trunk, detail: "trunk interface missing: no VLAN can be created on it" });
+
+  for (const i of plan.fileserver.interfaces) {
+    const link = byName.get(i.name);
+    const cidr = `${i.address}/${i.prefixLength}`;
+    if (!link) {
+      drift.push({ kind: "interface", subject: i.name, detail: `missing (VLAN ${i.vlan} on ${trunk}, ${cidr}, for ${i.pi})` });
+      if (!trunkLink) continue;
+      const holder = links.find((l) => l.kind === "vlan" && l.parent === trunk && l.vlanId === i.vlan);
+      if (holder) {
+        drift.push({ kind: "interface", subject: holder.name, detail: `holds VLAN ${i.vlan} on ${trunk}, so ${i.name} cannot be created; left alone` });
+        continue;
+      }
+      actions.push({
+        kind: "interface",
+        subject: i.name,
+        why: `create VLAN ${i.vlan} for ${i.pi}`,
+        steps: [
+          { op: "exec", cmd: "ip", args: ["link", "add", "link", trunk, "name", i.name, "type", "vlan", "id", String(i.vlan)] },
+          { op: "exec", cmd: "ip", args: ["link", "set", i.name, "alias", mark] },
+          { op: "exec", cmd: "ip", args: ["addr", "add", cidr, "dev", i.name] },
+          { op: "exec", cmd: "ip", args: ["link", "set", i.name, "up"] },
+        ],
+      });
+      continue;
+    }
+    if (link.kind !== "vlan" || link.vlanId !== i.vlan || link.parent !== trunk) {
+      const what = link.kind === "vlan" ? `VLAN ${link.vlanId ?? "?"} on ${link.parent ?? "?"}` : link.kind || "a plain device";
+      drift.push({ kind: "interface", subject: i.name, detail: `exists as ${what}, not VLAN ${i.vlan} on ${trunk}; left alone (delete it by hand)` });
+      continue;
+    }
+    const steps: Step[] = [];
+    if (link.alias !== mark) {
+      // Adopts links brought up at boot from pifleet's own files: they carry no alias yet.
+      drift.push({ kind: "interface", subject: i.name, detail: `not marked as pifleet's (alias "${link.alias ?? ""}")` });
+      steps.push({ op: "exec", cmd: "ip", args: ["link", "set", i.name, "alias", mark] });
+    }
+    const v4 = link.addresses.filter((a) => !isLinkLocal(a));
+    if (!v4.some((a) => a.family === "inet" && a.local === i.address && a.prefixlen === i.prefixLength)) {
+      drift.push({ kind: "address", subject: i.name, detail: `missing ${cidr}` });
+      steps.push({ op: "exec", cmd: "ip", args: ["addr", "add", cidr, "dev", i.name] });
+    }
+    for (const a of v4) {
+      if (a.family === "inet" && a.local === i.address && a.prefixlen === i.prefixLength) continue;
+      drift.push({ kind: "address", subject: i.name, detail: `unexpected ${a.local}/${a.prefixlen}; left alone` });
+    }
+    if (!link.up) {
+      drift.push({ kind: "interface", subject: i.name, detail: "down" });
+      steps.push({ op: "exec", cmd: "ip", args: ["link", "set", i.name, "up"] });
+    }
+    if (steps.length) actions.push({ kind: "interface", subject: i.name, why: `repair ${i.name} for ${i.pi}`, steps });
+  }
+
+  for (const link of links) {
+    if (planned.has(link.name) || link.kind !== "vlan" || link.parent !== trunk) continue;
+    const ours = link.alias === mark || obs.persist.configured.has(link.name);
+    if (ours) {
+      drift.push({ kind: "interface", subject: link.name, detail: `VLAN ${link.vlanId} is no longer in the plan; pifleet created it, so it is removed` });
+      actions.push({ kind: "interface", subject: link.name, why: "remove a VLAN pifleet created that the plan dropped", steps: [{ op: "exec", cmd: "ip", args: ["link", "del", link.name] }] });
+    } else {
+      drift.push({ kind: "interface", subject: link.name, detail: `VLAN ${link.vlanId} on ${trunk} is not in the plan; left alone (pifleet did not create it)` });
+    }
+  }
+}
+
+function diffPersist(obs: Observed, plan: Plan, layout: Layout, drift: DriftEntry[], actions: Action[]): void {
+  const driver = obs.persist.driver;
+  const within = driver.within(layout);
+  for (const [file, content] of driver.desired(plan, layout)) {
+    const current = obs.persist.files.get(file);
+    if (current === content) continue;
+    drift.push({ kind: "persist", subject: file, detail: current === null || current === undefined ? "missing" : "differs from the plan" });
+    actions.push({ kind: "persist", subject: file, why: `${driver.name}: VLANs come back after a reboot`, steps: [{ op: "write", path: file, content, within }] });
+  }
+  for (const file of obs.persist.stale) {
+    drift.push({ kind: "persist", subject: file, detail: "pifleet's file, no longer wanted (plan or network driver changed)" });
+    actions.push({ kind: "persist", subject: file, why: "remove a stale pifleet file", steps: [{ op: "remove", path: file, within: path.dirname(file) }] });
+  }
+  drift.push(...obs.persist.checks);
+}
+
+function diffRoots(plan: Plan, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
+  const current = obs.store.current;
+  const mkdir = exportRootSteps(layout, obs);
+  if (mkdir.length) {
+    drift.push({ kind: "root", subject: layout.exportRoot, detail: "export root missing" });
+    actions.push({ kind: "root", subject: layout.exportRoot, why: "create the export root", steps: mkdir });
+  }
+  for (const r of obs.roots) {
+    const subject = r.pi.name;
+    try {
+      if (r.state === "symlink" || r.state === "not-a-directory") {
+        drift.push({ kind: "root", subject, detail: `${r.paths.root} ${r.state === "symlink" ? `is a symlink (to ${r.linkTarget})` : "is not a directory"}; refused, left for a person` });
+        continue;
+      }
+      if (r.state === "absent") {
+        if (r.hasSwap) {
+          drift.push({ kind: "root", subject, detail: `${r.paths.root} missing and ${r.paths.swap} exists (an interrupted rollback); left for a person` });
+        } else if (r.hasNext) {
+          drift.push({ kind: "root", subject, detail: `${r.paths.root} missing; a complete ${r.paths.next} waits (an interrupted swap)` });
+          actions.push({ kind: "root", subject, why: "finish an interrupted swap", steps: finishSwapSteps(layout, r) });
+        } else if (!obs.golden.ok) {
+          drift.push({ kind: "root", subject, detail: `${r.paths.root} missing, and ${obs.golden.problem}` });
+        } else {
+          drift.push({ kind: "root", subject, detail: `${r.paths.root} missing` });
+          actions.push({ kind: "root", subject, why: `create ${subject}'s root from the golden image${current ? ` with site ${current}` : ""}`, steps: createRootSteps(layout, r, obs) });
+        }
+        continue;
+      }
+      if (current && r.content.version !== current) {
+        if (r.content.problem) {
+          drift.push({ kind: "content", subject, detail: `${r.content.problem}; refused` });
+          continue;
+        }
+        drift.push({ kind: "content", subject, detail: `serves ${r.content.version || "no pifleet site"}, current is ${current}` });
+        actions.push({ kind: "content", subject, why: `switch ${subject} to site ${current}`, steps: contentSteps(r.paths.root, r.content, current, path.join(layout.contentStore, current)) });
+      }
+    } catch (err) {
+      if (!(err instanceof PathError)) throw err;
+      drift.push({ kind: r.state === "present" ? "content" : "root", subject, detail: `${err.message}; refused` });
+    }
+  }
+}
+
+function diffExports(plan: Plan, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
+  const desired = renderExports(plan);
+  const fileChanged = obs.exportsFile !== desired;
+  const steps: Step[] = [];
+  if (fileChanged) {
+    drift.push({ kind: "export", subject: layout.exportsFile, detail: obs.exportsFile === null ? "missing" : "differs from the plan" });
+    steps.push({ op: "write", path: layout.exportsFile, content: desired, within: layout.exportsDir });
+  }
+  let liveMissing = false;
+  if (obs.exports) {
+    // exportfs lists fileserver paths (in a sandbox, as if chrooted into it): compare those.
+    const wanted = new Set(plan.pis.map((p) => `${p.nfsRoot}\0${p.piAddress}`));
+    for (const p of plan.pis) {
+      const at = p.nfsRoot;
+      if (!obs.exports.some((e) => e.path === at && e.client === p.piAddress)) {
+        liveMissing = true;
+        drift.push({ kind: "export", subject: at, detail: `not exported to ${p.piAddress}` });
+      }
+    }
+    for (const e of obs.exports) {
+      if (!isInside(plan.fileserver.exportRoot, e.path) || wanted.has(`${e.path}\0${e.client}`)) continue;
+      const wide = isWideClient(e.client) ? ` — ${e.client} is wider than one Pi: others could mount this root` : "";
+      drift.push({ kind: "foreign_export", subject: e.path, detail: `exported to ${e.client} by something other than pifleet; left alone${wide}` });
+    }
+  }
+  // exportfs -ra re-reads every exports file; run it only when ours changed or the live table lacks ours.
+  if (obs.live.nfs !== "off" && (fileChanged || liveMissing)) {
+    steps.push({ op: "exec", cmd: "exportfs", args: ["-ra"] });
+  }
+  if (steps.length) actions.push({ kind: "export", subject: layout.exportsFile, why: "export each root to its Pi only", steps });
+}
+
+/** Observed state → what differs from the plan, and the actions that make `apply` converge. */
+export function diffApply(plan: Plan, layout: Layout, obs: Observed): Diff {
+  const drift: DriftEntry[] = [];
+  const actions: Action[] = [];
+  if (obs.links) diffInterfaces(plan, obs, obs.links, drift, actions);
+  diffPersist(obs, plan, layout, drift, actions);
+  if (obs.exportRootProblem) {
+    drift.push({ kind: "root", subject: layout.exportRoot, detail: `${obs.exportRootProblem}; nothing under it is touched` });
+    return { drift, actions };
+  }
+  diffRoots(plan, layout, obs, drift, actions);
+  diffExports(plan, layout, obs, drift, actions);
+  return { drift, actions };
+}
