@@ -32,7 +32,7 @@ case "$mode" in
   demo)
     need_apt "${DEMO_PACKAGES[@]}"
     setup_node
-    exec pnpm -s pifleet plan examples/seed-8.yaml "$@"
+    exec pnpm -s pifleet demo "$@"
     ;;
   test)
     need_apt "${TEST_PACKAGES[@]}"

@@ -1,7 +1,5 @@
-import { readFileSync } from "node:fs";
-import { parseDocument } from "yaml";
 import { z } from "zod";
-import { FleetError, formatPath, type FieldIssue } from "@pifleet/core";
+import { FleetError, loadConfig, parseConfig, zodIssues } from "@pifleet/core";
 
 const absolutePath = z.string().startsWith("/", "must be an absolute path");
 
@@ -44,33 +42,14 @@ export type FileserverConfig = z.infer<typeof FileserverConfigSchema>;
 /** Validates parsed config; errors name the file and every field at fault. */
 export function checkFileserverConfig(data: unknown, file?: string): FileserverConfig {
   const result = FileserverConfigSchema.safeParse(data);
-  if (result.success) return result.data;
-  const issues: FieldIssue[] = result.error.issues.map((issue) => {
-    if (issue.code === "unrecognized_keys") {
-      return { path: formatPath(issue.path), message: `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}` };
-    }
-    return { path: formatPath(issue.path), message: issue.message };
-  });
-  throw new FleetError(issues, file);
+  if (!result.success) throw new FleetError(zodIssues(result.error), file);
+  return result.data;
 }
 
 export function parseFileserverConfig(text: string, file?: string): FileserverConfig {
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new FleetError(
-      doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? "?"}`, message: e.message.split("\n")[0] })),
-      file,
-    );
-  }
-  return checkFileserverConfig(doc.toJS() ?? {}, file);
+  return parseConfig(FileserverConfigSchema, text, file);
 }
 
 export function loadFileserverConfig(file: string): FileserverConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new FleetError([{ path: "", message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }], file);
-  }
-  return parseFileserverConfig(text, file);
+  return loadConfig(FileserverConfigSchema, file);
 }
