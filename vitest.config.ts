@@ -6,7 +6,11 @@ const root = fileURLToPath(new URL(".", import.meta.url));
 export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources of every workspace package, not stale builds.
-    alias: [{ find: /^@pifleet\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` }],
+    alias: [
+      { find: /^@pifleet\/core\/runtime$/, replacement: `${root}packages/core/src/runtime/index.ts` },
+      { find: /^@pifleet\/proto\/codec$/, replacement: `${root}packages/proto/src/codec.ts` },
+      { find: /^@pifleet\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
+    ],
   },
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],

@@ -1,0 +1,39 @@
+import path from "node:path";
+import type { Collector, ReportPart, SourcePaths } from "./types.js";
+import { KernelFile, num } from "./read.js";
+
+interface Sample {
+  busy: number;
+  total: number;
+}
+
+/**
+ * /proc/stat's aggregate "cpu" line, in clock ticks since boot. cpu_percent is the busy share of
+ * the ticks since the previous report (the first report: since boot). guest and guest_nice are
+ * already counted in user and nice, so they are left out of the total.
+ */
+export class CpuCollector implements Collector {
+  private readonly file: KernelFile;
+  private last: Sample = { busy: 0, total: 0 };
+  constructor(paths: SourcePaths) {
+    this.file = new KernelFile(path.join(paths.proc, "stat"));
+  }
+
+  async collect(signal: AbortSignal): Promise<ReportPart> {
+    const text = await this.file.read(signal);
+    const line = text.split("\n").find((l) => l.startsWith("cpu "));
+    if (!line) throw new Error(`${this.file.path}: no aggregate "cpu" line`);
+    const f = line.trim().split(/\s+/).slice(1, 9);
+    const names = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+    // Kernels before 2.6.11 lack steal; before 2.5.41, iowait..softirq.
+    const v = names.map((n, i) => (f[i] === undefined ? 0 : num(f[i], this.file.path, `cpu ${n}`)));
+    const total = v.reduce((a, b) => a + b, 0);
+    const idle = v[3] + v[4];
+    const now: Sample = { busy: total - idle, total };
+    const dt = now.total - this.last.total;
+    const db = now.busy - this.last.busy;
+    this.last = now;
+    if (dt <= 0) return { cpuPercent: 0 };
+    return { cpuPercent: Math.min(100, Math.max(0, (100 * db) / dt)) };
+  }
+}
