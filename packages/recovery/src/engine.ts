@@ -25,6 +25,8 @@ export interface RecoveryDeps {
   health(pi: string): Health;
   /** The state the engine imposes on a Pi, or null to hand it back to the health judge. */
   setState(pi: string, state: RecoveryState | null, reason: string): void;
+  /** An operator's hold (drain by hand), kept with the Pi's state so it survives a restart. */
+  setHeld?(pi: string, held: boolean): void;
   audit(event: AuditEvent): void;
   logger?: Logger;
   now?: () => number;
@@ -41,6 +43,8 @@ interface PiRecord {
   healthySinceMs: number | undefined;
   held: boolean;
   quarantined: boolean;
+  /** Left drained because it did not boot in time: it goes back into service whenever it turns healthy. */
+  lateBoot: boolean;
 }
 
 export interface RecoveryStatus {
@@ -96,16 +100,23 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         healthySinceMs: undefined,
         held: false,
         quarantined: false,
+        lateBoot: false,
       });
     }
   }
 
   /** Finishes every power action a previous run left open, then starts judging. */
-  async start(restored: { held?: string[]; quarantined?: string[] } = {}): Promise<void> {
+  async start(restored: { held?: string[]; quarantined?: string[]; inFlight?: string[] } = {}): Promise<void> {
     this.stopped = false;
     for (const name of restored.held ?? []) this.record(name).held = true;
     for (const name of restored.quarantined ?? []) this.record(name).quarantined = true;
     await this.recoverIntents();
+    // Pis a previous run left mid-remediation (drained, cycling, booting) with no port off: their
+    // shown state would never change again, and the load balancer would keep them drained.
+    for (const name of restored.inFlight ?? []) {
+      const rec = this.pis.get(name);
+      if (rec && !rec.busy && !rec.held && !rec.quarantined) this.resumeAfterRestart(rec, "a remediation was interrupted by a coordinator restart");
+    }
     this.startedMs = this.now();
     this.timer = setInterval(() => this.tick(), this.cfg.tickMs);
     this.timer.unref();
@@ -134,6 +145,9 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
           message: `port ${intent.port} switched back on: a power action (${intent.reason}) was interrupted by a coordinator restart`,
           fields: { port: String(intent.port), intent: String(intent.id) },
         });
+        // The Pi now boots: give it its boot window rather than judging it dead and cycling it again.
+        const rec = this.pis.get(intent.pi);
+        if (rec && !rec.busy && !rec.quarantined) this.resumeAfterRestart(rec, "power restored after an interrupted power action");
       } catch (err) {
         // Stays open: the next start tries again. Loud, because a Pi is dark until then.
         this.deps.logger?.error({ err: (err as Error).message, pi: intent.pi, port: intent.port }, "cannot restore power");
@@ -166,10 +180,15 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         if (h === "down" || h === "suspect") rec.unhealthySinceMs ??= now;
       }
     }
+    // Agents are still reconnecting after a start: silence then says nothing about the Pis.
+    if (now - this.startedMs < this.cfg.startupGraceMs) return;
     const considered = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy);
+    for (const rec of considered) {
+      // Not a power action, so no guard applies: a Pi that booted late takes traffic again.
+      if (rec.lateBoot && health.get(rec.ref.name) === "healthy") this.spawn(rec, () => this.backInService(rec, `healthy again after attempt ${rec.attempts} (booted after the ${Math.round(this.cfg.bootTimeoutMs / 1000)} s boot timeout)`));
+    }
     const verdict = judgeDarkShare(considered.map((r) => health.get(r.ref.name)!), this.cfg.darkShare);
     this.setAlarm(verdict.alarm, verdict.reason);
-    if (now - this.startedMs < this.cfg.startupGraceMs) return;
     if (this.alarm.on) return;
     const fsOk = this.deps.fileserver?.healthy() ?? true;
     this.setPaused(fsOk ? "" : "the fileserver is unhealthy: a Pi could not boot, no power action is taken");
@@ -240,9 +259,9 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
    */
   private async cycle(rec: PiRecord, mode: "cycle" | "rebuild", reason: string, actor?: string, force = false): Promise<void> {
     const { name, port } = rec.ref;
-    if (this.alarm.on && !force) throw new Refused(`refused: fleet alarm (${this.alarm.reason})`);
-    if (!(this.deps.fileserver?.healthy() ?? true) && !force) throw new Refused("refused: the fileserver is unhealthy");
-    if (!this.limit.take(this.now())) throw new Refused(`refused: rate limit of ${this.cfg.powerActionsPerWindow} power actions per ${this.cfg.powerWindowMs / 1000} s reached`);
+    const refusal = this.powerRefusal(force);
+    if (refusal) throw new Refused(refusal);
+    if (!this.limit.take(this.now())) throw new Refused(this.rateLimitRefusal());
     const intent = this.deps.intents.openIntent(name, port, reason);
     this.ownIntents.add(intent);
     this.deps.setState(name, mode === "rebuild" ? "rebuilding" : "power-cycling", reason);
@@ -269,30 +288,41 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     this.deps.setState(name, "booting", `power restored, waiting up to ${Math.round(this.cfg.bootTimeoutMs / 1000)} s for a healthy report`);
   }
 
+  /** Takes up a Pi where an interrupted remediation left it: waiting for it to boot. */
+  private resumeAfterRestart(rec: PiRecord, reason: string): void {
+    rec.attempts = Math.max(rec.attempts, 1);
+    this.deps.setState(rec.ref.name, "booting", `${reason}; waiting up to ${Math.round(this.cfg.bootTimeoutMs / 1000)} s for a healthy report`);
+    this.spawn(rec, () => this.awaitBoot(rec));
+  }
+
   private async awaitBoot(rec: PiRecord): Promise<void> {
     const name = rec.ref.name;
     const deadline = this.now() + this.cfg.bootTimeoutMs;
     while (!this.stopped && this.now() < deadline) {
-      if (this.deps.health(name) === "healthy") {
-        if (this.deps.lb) {
-          try {
-            await this.deps.lb.ready(name);
-            this.deps.audit({ kind: "lb", subject: name, message: "ready in the load balancer" });
-          } catch (err) {
-            this.deps.audit({ kind: "lb", subject: name, message: `ready failed: ${(err as Error).message}` });
-          }
-        }
-        this.deps.setState(name, null, "recovered");
-        this.deps.audit({ kind: "recovery", subject: name, message: `healthy again after attempt ${rec.attempts}` });
-        rec.unhealthySinceMs = undefined;
-        return;
-      }
+      if (this.deps.health(name) === "healthy") return this.backInService(rec, `healthy again after attempt ${rec.attempts}`);
       await sleep(Math.min(250, this.cfg.tickMs));
     }
+    rec.lateBoot = true;
     const backoff = Math.min(this.cfg.maxBackoffMs, this.cfg.backoffMs * 2 ** (rec.attempts - 1));
     rec.nextAttemptMs = this.now() + backoff;
     this.deps.setState(name, "drained", `not healthy ${Math.round(this.cfg.bootTimeoutMs / 1000)} s after power returned; next attempt in ${Math.round(backoff / 1000)} s`);
     this.deps.audit({ kind: "recovery", subject: name, message: `boot failed (attempt ${rec.attempts}); next attempt in ${Math.round(backoff / 1000)} s` });
+  }
+
+  private async backInService(rec: PiRecord, message: string): Promise<void> {
+    const name = rec.ref.name;
+    if (this.deps.lb) {
+      try {
+        await this.deps.lb.ready(name);
+        this.deps.audit({ kind: "lb", subject: name, message: "ready in the load balancer" });
+      } catch (err) {
+        this.deps.audit({ kind: "lb", subject: name, message: `ready failed: ${(err as Error).message}` });
+      }
+    }
+    rec.lateBoot = false;
+    this.deps.setState(name, null, "recovered");
+    this.deps.audit({ kind: "recovery", subject: name, message });
+    rec.unhealthySinceMs = undefined;
   }
 
   private quarantine(rec: PiRecord, reason: string): void {
@@ -315,17 +345,21 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     switch (action) {
       case "drain":
         rec.held = true;
+        this.deps.setHeld?.(name, true);
         await this.drain(rec, `held by ${actor}${reason ? `: ${reason}` : ""}`);
         return { ok: true, message: `${name} drained and held; recovery leaves it alone until undrain` };
       case "undrain":
         if (rec.busy) return { ok: false, message: `${name} is being remediated` };
         rec.held = false;
+        rec.lateBoot = false;
+        this.deps.setHeld?.(name, false);
         await this.deps.lb?.ready(name);
         this.deps.setState(name, null, `undrained by ${actor}`);
         return { ok: true, message: `${name} back in service` };
       case "release":
         if (!rec.quarantined) return { ok: false, message: `${name} is not quarantined` };
         rec.quarantined = false;
+        rec.lateBoot = false;
         rec.attempts = 0;
         rec.rebuilt = false;
         rec.nextAttemptMs = 0;
@@ -337,6 +371,9 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       case "rebuild": {
         if (rec.busy) return { ok: false, message: `${name} is already being remediated` };
         if (action === "rebuild" && !this.deps.fileserver) return { ok: false, message: "no fileserver agent connected" };
+        // Refused before the drain, so a refused request leaves the Pi in service as it was.
+        const refusal = this.powerRefusal(force) ?? (this.limit.nextFreeMs(this.now()) > this.now() ? this.rateLimitRefusal() : undefined);
+        if (refusal) return { ok: false, message: refusal };
         rec.busy = true;
         try {
           await this.drain(rec, `${action} requested by ${actor}`);
@@ -353,6 +390,18 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       default:
         return { ok: false, message: `unknown action "${action}"` };
     }
+  }
+
+  /** Why no power action may be taken now, or undefined. `force` is an operator's override. */
+  private powerRefusal(force: boolean): string | undefined {
+    if (force) return undefined;
+    if (this.alarm.on) return `refused: fleet alarm (${this.alarm.reason})`;
+    if (!(this.deps.fileserver?.healthy() ?? true)) return "refused: the fileserver is unhealthy";
+    return undefined;
+  }
+
+  private rateLimitRefusal(): string {
+    return `refused: rate limit of ${this.cfg.powerActionsPerWindow} power actions per ${this.cfg.powerWindowMs / 1000} s reached`;
   }
 
   private record(name: string): PiRecord {

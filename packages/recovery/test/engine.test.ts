@@ -236,4 +236,27 @@ describe("recovery engine", () => {
     expect(r.powerOps).toEqual([]);
     expect(r.log).toContain("lb drain pi6");
   });
+
+  it("puts a Pi that booted after its boot timeout back in service", async () => {
+    const r = rig(8, { bootTimeoutMs: 100, backoffMs: 60_000, maxBackoffMs: 60_000 });
+    current = r.engine;
+    r.broken.add("pi7");
+    await r.engine.start();
+    r.health.set("pi7", "down");
+    await until(() => r.log.some((l) => l.startsWith("state pi7 drained: not healthy")));
+    // It comes up late, long before its next attempt is due.
+    r.health.set("pi7", "healthy");
+    await until(() => r.log.includes("lb ready pi7"));
+    expect(r.states.get("pi7")).toBeNull();
+    expect(r.powerOps.filter((o) => o === "7:off")).toHaveLength(1);
+  });
+
+  it("takes up a Pi a previous run left mid-remediation instead of leaving it drained", async () => {
+    const r = rig(4);
+    current = r.engine;
+    await r.engine.start({ inFlight: ["pi3"] });
+    await until(() => r.log.includes("lb ready pi3"));
+    expect(r.log.filter((l) => l.startsWith("state pi3")).map((l) => l.split(":")[0])).toEqual(["state pi3 booting", "state pi3 judge"]);
+    expect(r.powerOps).toEqual([]);
+  });
 });
