@@ -11,7 +11,7 @@ mkdirSync(artifacts, { recursive: true });
 const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: "inherit" }).status ?? 1;
 
 let failedSteps = 0;
-if (run("pnpm", ["exec", "tsc", "-b"]) !== 0) failedSteps++;
+if (run("pnpm", ["-s", "build"]) !== 0) failedSteps++;
 if (run("node", ["packages/proto/scripts/generate.mjs", "--check"]) !== 0) failedSteps++;
 
 const report = path.join(artifacts, "vitest.json");

@@ -3,9 +3,19 @@ import { Command, CommanderError } from "commander";
 import { FleetError } from "@pifleet/core";
 import { UsageError } from "./usage-error.js";
 import { registerPlan } from "./commands/plan.js";
+import { registerInstall } from "./commands/install.js";
+import { registerSwitch } from "./commands/switch.js";
+import { registerSwitchEmulator } from "./commands/switch-emulator.js";
+import { registerEnroll } from "./commands/enroll.js";
+import { registerToken } from "./commands/token.js";
+import { registerWatch } from "./commands/watch.js";
+import { registerCoordinator } from "./commands/coordinator.js";
+import { registerDemo } from "./commands/demo.js";
+import { registerFault } from "./commands/fault.js";
+import { registerOperate } from "./commands/operate.js";
 
 /** Each command lives in its own module and registers itself here. */
-const registrars: Array<(program: Command) => void> = [registerPlan];
+const registrars: Array<(program: Command) => void> = [registerPlan, registerInstall, registerSwitch, registerSwitchEmulator, registerEnroll, registerToken, registerWatch, registerCoordinator, registerDemo, registerFault, registerOperate];
 
 export function buildProgram(): Command {
   const program = new Command("pifleet")

@@ -9,6 +9,8 @@ interface Tile {
 
 const HISTORY = 60;
 const MAX_EVENTS = 300;
+/** The recovery path, in order: the summary counts states in this order, not alphabetically. */
+const STATE_ORDER = ["healthy", "suspect", "down", "drained", "power-cycling", "booting", "rebuilding", "quarantined", "unknown"];
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 const tiles = new Map<string, Tile>();
 let selected: string | undefined;
@@ -148,16 +150,48 @@ function upsert(p: v1.PiStatus): void {
     if (tile.history.length > HISTORY) tile.history.shift();
   }
   const state = piStateName(p.state);
-  tile.el.className = `tile ${state}${selected === p.name ? " selected" : ""}`;
+  tile.el.className = `tile ${state}${p.held ? " held" : ""}${selected === p.name ? " selected" : ""}`;
   tile.el.dataset.state = state;
-  const apache = r?.apache?.reachable ? `${r.apache.busyWorkers}/${r.apache.idleWorkers}` : "–";
-  const probe = r?.probe ? (r.probe.ok ? `${r.probe.latencyMs}ms` : "✗") : "–";
-  tile.el.innerHTML = `<div class="n"></div><div class="s"></div><div class="m"></div>${spark(tile.history, 80, 12)}`;
-  (tile.el.children[0] as HTMLElement).textContent = `${p.name} · ${p.port}`;
-  (tile.el.children[1] as HTMLElement).textContent = state;
-  (tile.el.children[2] as HTMLElement).textContent = r ? `ld ${(r.load?.one ?? 0).toFixed(2)} · ${apache} · ${probe}` : "no report";
-  tile.el.title = p.reason;
+  tile.el.innerHTML = `<div class="n"><b></b><span></span></div><div class="s"></div><div class="m"></div>${spark(tile.history, 80, 16)}`;
+  (tile.el.querySelector(".n b") as HTMLElement).textContent = p.name;
+  (tile.el.querySelector(".n span") as HTMLElement).textContent = `:${p.port}`;
+  (tile.el.querySelector(".s") as HTMLElement).textContent = state;
+  (tile.el.querySelector(".m") as HTMLElement).textContent = tileLine(p);
+  tile.el.title = `${p.name} (port ${p.port}): ${state}${p.held ? ", held by an operator" : ""}${p.reason ? ` — ${p.reason}` : ""}`;
   if (selected === p.name) renderDetail();
+}
+
+/**
+ * The tile's one line of figures, short enough for a tile of a full shelf. Healthy: load and the
+ * HTTP probe's latency. Otherwise how long it has been in this state (what an operator watches
+ * during a recovery) and what is wrong; the tooltip and the detail panel give the full reason.
+ */
+function tileLine(p: v1.PiStatus): string {
+  const r = p.lastReport as v1.PiReport | null | undefined;
+  const load = r?.load ? `ld ${short(r.load.one ?? 0)}` : "";
+  if (piStateName(p.state) === "healthy") {
+    if (!r) return "no report";
+    const ms = r.probe?.ok ? Number(r.probe.latencyMs ?? 0) : undefined;
+    return ms === undefined ? load : `${load} · ${ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`}`;
+  }
+  const age = p.stateSinceMs ? `${ago(Number(p.stateSinceMs))} · ` : "";
+  let what = load;
+  if (!r) what = "no report";
+  else if (!p.connected) what = "silent";
+  else if (r.rootfs?.stalled) what = "nfs ✗";
+  else if (r.apache && !r.apache.reachable) what = "www ✗";
+  else if (r.probe && !r.probe.ok) what = "http ✗";
+  return `${age}${what}`;
+}
+
+/** Three significant figures at most: 0.42, 8.94, 26.8, 113. */
+function short(n: number): string {
+  return n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0);
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 }
 
 function spark(values: number[], w: number, h: number): string {
@@ -231,9 +265,12 @@ function renderSummary(): void {
   }
   const summary = $("#summary");
   summary.replaceChildren();
-  for (const [state, n] of [...counts].sort()) {
+  const rank = (s: string) => (STATE_ORDER.includes(s) ? STATE_ORDER.indexOf(s) : STATE_ORDER.length);
+  for (const [state, n] of [...counts].sort((a, b) => rank(a[0]) - rank(b[0]))) {
     const span = document.createElement("span");
-    span.textContent = `${state} ${n}`;
+    const dot = document.createElement("i");
+    dot.className = `dot ${state}`;
+    span.append(dot, `${state} ${n}`);
     span.dataset.state = state;
     summary.append(span);
   }
@@ -264,10 +301,23 @@ for (const b of document.querySelectorAll<HTMLButtonElement>("#actions button"))
     if (!selected) return;
     const action = b.dataset.action!;
     if (action === "cycle" && !confirm(`Power-cycle ${selected}? This cuts its power.`)) return;
+    if (action === "rebuild" && !confirm(`Rebuild the root filesystem of ${selected}? This cuts its power and replaces its root with the golden image.`)) return;
     $("#action-result").textContent = `${action} ${selected}…`;
-    send({ operatorRequest: { id: crypto.randomUUID(), action, pi: selected, reason: "dashboard" } });
+    send({ operatorRequest: { id: requestId(), action, pi: selected, reason: "dashboard" } });
   });
 }
 
-setInterval(() => selected && renderDetail(), 1000);
+/** crypto.randomUUID exists only in secure contexts: a dashboard opened over plain http from another machine has none. */
+function requestId(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+setInterval(() => {
+  for (const t of tiles.values()) {
+    // Only tiles whose line shows a time change from second to second.
+    if (t.status && piStateName(t.status.state) !== "healthy") (t.el.querySelector(".m") as HTMLElement).textContent = tileLine(t.status);
+  }
+  if (selected) renderDetail();
+}, 1000);
 connect();

@@ -670,6 +670,9 @@ export namespace pifleet {
             /** ErrorFrame seq. */
             seq: number;
 
+            /** ErrorFrame reason. */
+            reason: string;
+
             /**
              * Creates a new ErrorFrame instance using the specified properties.
              * @param [properties] Properties to set
@@ -765,6 +768,9 @@ export namespace pifleet {
 
                 /** ErrorFrame seq */
                 seq?: (number|null);
+
+                /** ErrorFrame reason */
+                reason?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -2009,6 +2009,7 @@ export const pifleet = $root.pifleet = (() => {
              * @property {string|null} [message] ErrorFrame message
              * @property {string|null} [frame] ErrorFrame frame
              * @property {number|null} [seq] ErrorFrame seq
+             * @property {string|null} [reason] ErrorFrame reason
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -2073,6 +2074,14 @@ export const pifleet = $root.pifleet = (() => {
             ErrorFrame.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
             /**
+             * ErrorFrame reason.
+             * @member {string} reason
+             * @memberof pifleet.v1.ErrorFrame
+             * @instance
+             */
+            ErrorFrame.prototype.reason = "";
+
+            /**
              * Creates a new ErrorFrame instance using the specified properties.
              * @function create
              * @memberof pifleet.v1.ErrorFrame
@@ -2112,6 +2121,8 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 3, wireType 2 =*/26).string(m.frame);
                 if (m.seq != null && $Object.hasOwnProperty.call(m, "seq") && (typeof m.seq === "object" ? m.seq.low || m.seq.high : m.seq !== 0))
                     w.uint32(/* id 4, wireType 0 =*/32).uint64(m.seq);
+                if (m.reason != null && $Object.hasOwnProperty.call(m, "reason") && m.reason !== "")
+                    w.uint32(/* id 5, wireType 2 =*/42).string(m.reason);
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -2205,6 +2216,15 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.seq;
                             continue;
                         }
+                    case 5: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.reason = v;
+                            else
+                                delete m.reason;
+                            continue;
+                        }
                     }
                     r.skipType(u, q, t);
                     if (!r.discardUnknown) {
@@ -2269,6 +2289,10 @@ export const pifleet = $root.pifleet = (() => {
                     if (!$util.isInteger(m.seq) && !(m.seq && $util.isInteger(m.seq.low) && $util.isInteger(m.seq.high)))
                         return "seq: integer|Long expected";
                 }
+                if (m.reason != null && $Object.hasOwnProperty.call(m, "reason")) {
+                    if (!$util.isString(m.reason))
+                        return "reason: string expected";
+                }
                 return null;
             };
 
@@ -2317,6 +2341,11 @@ export const pifleet = $root.pifleet = (() => {
                             m.seq = new $util.LongBits(d.seq.low >>> 0, d.seq.high >>> 0).toNumber(true);
                     }
                 }
+                if (d.reason != null) {
+                    if (typeof d.reason !== "string" || d.reason.length) {
+                        m.reason = $String(d.reason);
+                    }
+                }
                 return m;
             };
 
@@ -2346,6 +2375,7 @@ export const pifleet = $root.pifleet = (() => {
                         d.seq = o.longs === $String ? n.toString() : o.longs === $Number ? n.toNumber() : typeof $BigInt !== "undefined" && o.longs === $BigInt ? n.toBigInt() : n;
                     } else
                         d.seq = o.longs === $String ? "0" : typeof $BigInt !== "undefined" && o.longs === $BigInt ? $BigInt("0") : 0;
+                    d.reason = "";
                 }
                 if (m.code != null && $Object.hasOwnProperty.call(m, "code")) {
                     d.code = m.code;
@@ -2363,6 +2393,9 @@ export const pifleet = $root.pifleet = (() => {
                         d.seq = o.longs === $String ? $String(m.seq) : m.seq;
                     else
                         d.seq = o.longs === $String ? $util.Long.prototype.toString.call(m.seq) : o.longs === $Number ? new $util.LongBits(m.seq.low >>> 0, m.seq.high >>> 0).toNumber(true) : m.seq;
+                }
+                if (m.reason != null && $Object.hasOwnProperty.call(m, "reason")) {
+                    d.reason = m.reason;
                 }
                 return d;
             };

@@ -39,9 +39,14 @@ export function signHello(key: KeyObject, role: pifleet.v1.Role, identity: strin
   return sign(null, helloSigningPayload(role, identity, nonce), key);
 }
 
-export function verifyHello(publicKey: string, role: pifleet.v1.Role, identity: string, nonce: Uint8Array, signature: Uint8Array): boolean {
+/** Parses a stored public key once; a coordinator keeps these to verify reconnect storms cheaply. */
+export function agentPublicKey(publicKey: string): KeyObject {
+  return createPublicKey({ key: Buffer.from(publicKey, "base64url"), format: "der", type: "spki" });
+}
+
+export function verifyHello(publicKey: string | KeyObject, role: pifleet.v1.Role, identity: string, nonce: Uint8Array, signature: Uint8Array): boolean {
   try {
-    const key = createPublicKey({ key: Buffer.from(publicKey, "base64url"), format: "der", type: "spki" });
+    const key = typeof publicKey === "string" ? agentPublicKey(publicKey) : publicKey;
     return verify(null, helloSigningPayload(role, identity, nonce), key, signature);
   } catch {
     return false;

@@ -27,6 +27,8 @@ export interface RecoveryDeps {
   setState(pi: string, state: RecoveryState | null, reason: string): void;
   /** An operator's hold (drain by hand), kept with the Pi's state so it survives a restart. */
   setHeld?(pi: string, held: boolean): void;
+  /** Remediation attempts since the Pi was last stable, shown in the feed. */
+  setAttempts?(pi: string, attempts: number): void;
   audit(event: AuditEvent): void;
   logger?: Logger;
   now?: () => number;
@@ -173,6 +175,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         rec.healthySinceMs ??= now;
         if (!rec.busy && rec.attempts > 0 && now - rec.healthySinceMs >= this.cfg.stableMs) {
           rec.attempts = 0;
+          this.deps.setAttempts?.(name, 0);
           rec.rebuilt = false;
         }
       } else {
@@ -226,6 +229,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private async remediate(rec: PiRecord, health: Health): Promise<void> {
     const name = rec.ref.name;
     rec.attempts++;
+    this.deps.setAttempts?.(rec.ref.name, rec.attempts);
     const rebuild = rec.attempts > this.cfg.cyclesBeforeRebuild && !rec.rebuilt && this.deps.fileserver !== undefined;
     if (rec.attempts > this.cfg.cyclesBeforeRebuild + (this.deps.fileserver ? 1 : 0)) {
       return this.quarantine(rec, `still ${health} after ${rec.attempts - 1} attempts${rec.rebuilt ? " including a root filesystem rebuild" : ""}`);
@@ -291,6 +295,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   /** Takes up a Pi where an interrupted remediation left it: waiting for it to boot. */
   private resumeAfterRestart(rec: PiRecord, reason: string): void {
     rec.attempts = Math.max(rec.attempts, 1);
+    this.deps.setAttempts?.(rec.ref.name, rec.attempts);
     this.deps.setState(rec.ref.name, "booting", `${reason}; waiting up to ${Math.round(this.cfg.bootTimeoutMs / 1000)} s for a healthy report`);
     this.spawn(rec, () => this.awaitBoot(rec));
   }
@@ -361,6 +366,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         rec.quarantined = false;
         rec.lateBoot = false;
         rec.attempts = 0;
+        this.deps.setAttempts?.(name, 0);
         rec.rebuilt = false;
         rec.nextAttemptMs = 0;
         rec.unhealthySinceMs = undefined;

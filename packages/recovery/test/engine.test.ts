@@ -9,6 +9,7 @@ function rig(n: number, config: Partial<RecoveryConfig> = {}) {
   const log: string[] = [];
   const audit: AuditEvent[] = [];
   const states = new Map<string, RecoveryState | null>();
+  const attempts = new Map<string, number>();
   const intents = new Map<number, OpenIntent & { outcome?: string }>();
   let nextIntent = 1;
   let fsHealthy = true;
@@ -62,6 +63,7 @@ function rig(n: number, config: Partial<RecoveryConfig> = {}) {
       log.push(`state ${pi} ${state ?? "judge"}: ${reason}`);
     },
     audit: (e) => audit.push(e),
+    setAttempts: (pi, n) => attempts.set(pi, n),
     config: {
       confirmMs: 50,
       suspectActMs: 200,
@@ -81,6 +83,7 @@ function rig(n: number, config: Partial<RecoveryConfig> = {}) {
     log,
     audit,
     states,
+    attempts,
     intents,
     powerOps,
     bootOnPowerOn,
@@ -180,6 +183,7 @@ describe("recovery engine", () => {
     r.health.set("pi5", "down");
     await until(() => r.states.get("pi5") === "rebuilding");
     expect(r.powerOps.filter((o) => o === "5:off")).toHaveLength(3);
+    expect(r.attempts.get("pi5")).toBe(3);
     // The rebuild "fixes" it in this rig: the Pi boots after the rebuild's power-on.
     await until(() => r.log.includes("lb ready pi5"));
     expect(r.log).toContain("rebuild pi5");
@@ -195,6 +199,7 @@ describe("recovery engine", () => {
     await wait(200);
     expect(q.powerOps.length).toBe(offs); // nothing more until a person decides
     expect((await q.engine.operator("release", "pi1", "alice")).ok).toBe(true);
+    expect(q.attempts.get("pi1")).toBe(0);
     expect(q.audit.at(-1)).toMatchObject({ kind: "operator", actor: "alice", subject: "pi1" });
   });
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// The coordinator under test in the feed benchmark, in its own process:
+//   node dist/bench/feed-coordinator.js --db FILE --pis N
+// A fleet file cannot plan 10,000 Pis (one trunk carries at most 4093 private VLANs), so the
+// desired state is given directly: pi00001…piNNNNN on ports 1…N. Prints {"port": P} once listening.
+import { parseArgs } from "node:util";
+import { createLogger } from "@pifleet/core";
+import { Coordinator } from "../coordinator.js";
+import { SqliteStore } from "../store/sqlite.js";
+import { benchPiName } from "./names.js";
+
+const { values } = parseArgs({ options: { db: { type: "string" }, pis: { type: "string" }, port: { type: "string", default: "0" } } });
+const n = Number(values.pis);
+const store = new SqliteStore(values.db!);
+const coordinator = new Coordinator({
+  desired: { fleet: "bench", pis: Array.from({ length: n }, (_, i) => ({ name: benchPiName(i), port: i + 1 })) },
+  store,
+  listen: { host: "127.0.0.1", port: Number(values.port) },
+  logger: createLogger("coordinator", { level: "warn" }),
+});
+const { port } = await coordinator.start();
+process.stdout.write(`${JSON.stringify({ port })}\n`);
+process.on("SIGTERM", () => {
+  void coordinator.stop().finally(() => {
+    store.close();
+    process.exit(0);
+  });
+});

@@ -1,0 +1,208 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createLogger, type BenchRow } from "@pifleet/core";
+import { encodeEnvelope, FleetClient, generateAgentCredential, v1 } from "@pifleet/proto";
+import { createToken } from "../enrollment.js";
+import { simReport } from "../sim/agents.js";
+import { SqliteStore } from "../store/sqlite.js";
+import { benchPiName } from "./names.js";
+
+// Report → feed latency at 1,000 and 10,000 agents reporting at 1 Hz: the coordinator, the
+// simulated agents and the watcher (this process) are three processes on this machine. Latency
+// is the watcher's receive time minus the report's time_ms (stamped by the agent when sent).
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const WARMUP_MS = 4000;
+const MEASURE_MS = Number(process.env.PIFLEET_BENCH_FEED_MS ?? 12_000);
+const TICKS = 100; // USER_HZ on Linux
+
+interface Child {
+  proc: ChildProcess;
+  lines: string[];
+  waitLine(pred: (l: string) => boolean, timeoutMs: number): Promise<string>;
+}
+
+function child(args: string[]): Child {
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIFLEET_LOG_FORMAT: "json" } });
+  const lines: string[] = [];
+  let buf = "";
+  const waiters: Array<() => void> = [];
+  proc.stdout!.on("data", (d: Buffer) => {
+    const parts = (buf + d.toString()).split("\n");
+    buf = parts.pop()!;
+    lines.push(...parts);
+    for (const w of waiters.splice(0)) w();
+  });
+  let err = "";
+  proc.stderr!.on("data", (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+    if (process.env.PIFLEET_BENCH_VERBOSE) process.stderr.write(d);
+  });
+  proc.on("exit", (code) => {
+    if (code) process.stderr.write(`bench child ${path.basename(args[0])} exited ${code}: ${err}\n`);
+    for (const w of waiters.splice(0)) w();
+  });
+  return {
+    proc,
+    lines,
+    async waitLine(pred, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const l = lines.find(pred);
+        if (l) return l;
+        if (proc.exitCode !== null) throw new Error(`${path.basename(args[0])} exited (${proc.exitCode}): ${err}`);
+        if (Date.now() > deadline) throw new Error(`${path.basename(args[0])}: timed out`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 200);
+        });
+      }
+    },
+  };
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Cumulative bucket counts of the coordinator's own report→feed histogram. */
+async function histogram(port: number): Promise<Array<[number, number]>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return [...text.matchAll(/^pifleet_report_feed_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1] === "+Inf" ? Infinity : Number(m[1]) * 1000, Number(m[2])]);
+}
+
+/** The bucket bound (ms) under which `p` % of the observations between two scrapes fall. */
+function bucketPercentile(before: Array<[number, number]>, after: Array<[number, number]>, p: number): number {
+  const total = after.at(-1)![1] - before.at(-1)![1];
+  for (let i = 0; i < after.length; i++) if (after[i][1] - before[i][1] >= (p / 100) * total) return after[i][0];
+  return Infinity;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function benchFleet(n: number): Promise<BenchRow[]> {
+  const dir = mkdtempSync(path.join(tmpdir(), "pifleet-bench-feed-"));
+  const db = path.join(dir, "coordinator.db");
+  const children: Child[] = [];
+  let watcher: FleetClient | undefined;
+  try {
+    const store = new SqliteStore(db);
+    const creds = Array.from({ length: n }, (_, i) => {
+      const c = generateAgentCredential(benchPiName(i));
+      store.enrollAgent({ identity: c.identity, role: "pi", publicKey: c.publicKey });
+      return { identity: c.identity, secret: c.secret };
+    });
+    const token = createToken(store, "bench", "watcher");
+    store.close();
+    writeFileSync(path.join(dir, "creds.json"), JSON.stringify(creds));
+
+    const coord = child([path.join(here, "feed-coordinator.js"), "--db", db, "--pis", String(n)]);
+    children.push(coord);
+    const { port } = JSON.parse(await coord.waitLine((l) => l.startsWith("{"), 30_000)) as { port: number };
+    const sim = child([path.join(here, "../sim/main.js"), "--url", `ws://127.0.0.1:${port}/agent`, "--credentials", path.join(dir, "creds.json"), "--interval", "1000", "--concurrency", "256"]);
+    children.push(sim);
+    const ready = JSON.parse(await sim.waitLine((l) => l.includes('"ready"'), 300_000)) as { ms: number };
+
+    const latencies: number[] = [];
+    const lastTime = new Map<string, number>();
+    let measuring = false;
+    let frames = 0;
+    watcher = new FleetClient({
+      url: `ws://127.0.0.1:${port}/feed`,
+      role: v1.Role.ROLE_WATCHER,
+      identity: "bench",
+      token,
+      maxFrameBytes: 64 * 1024 * 1024,
+      logger: createLogger("bench-watcher", { level: process.env.PIFLEET_BENCH_VERBOSE ? "debug" : "warn" }),
+    });
+    let disconnects = 0;
+    let total = 0;
+    watcher.on("disconnected", (why) => {
+      disconnects++;
+      process.stderr.write(`bench watcher disconnected: ${why}\n`);
+    });
+    watcher.on("refused", (e) => process.stderr.write(`bench watcher refused: ${e.code} ${e.message}\n`));
+    watcher.on("message", () => total++);
+    const snapshot = new Promise<void>((resolve) => {
+      watcher!.on("message", (env) => {
+        const now = Date.now();
+        if (env.body === "snapshot") resolve();
+        const pis = env.body === "delta" ? env.delta!.pis! : env.body === "snapshot" ? env.snapshot!.pis! : [];
+        if (measuring) frames++;
+        for (const p of pis) {
+          const t = p.lastReport?.timeMs as number | undefined;
+          if (t === undefined || t <= (lastTime.get(p.name!) ?? 0)) continue;
+          lastTime.set(p.name!, t);
+          if (measuring) latencies.push(now - t);
+        }
+      });
+    });
+    watcher.start();
+    await snapshot;
+    await new Promise((r) => setTimeout(r, WARMUP_MS));
+
+    const pid = coord.proc.pid!;
+    const simPid = sim.proc.pid!;
+    const h0 = await histogram(port);
+    const c0 = cpuTicks(pid);
+    const s0 = cpuTicks(simPid);
+    const t0 = Date.now();
+    measuring = true;
+    await new Promise((r) => setTimeout(r, MEASURE_MS));
+    measuring = false;
+    const elapsed = (Date.now() - t0) / 1000;
+    const cpu = ((cpuTicks(pid) - c0) / TICKS / elapsed) * 100;
+    const simCpu = ((cpuTicks(simPid) - s0) / TICKS / elapsed) * 100;
+    const rss = rssMiB(pid);
+    const h1 = await histogram(port);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const refused = [...metrics.matchAll(/^pifleet_refused_total\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+    latencies.sort((a, b) => a - b);
+    const rate = latencies.length / elapsed;
+    const label = `feed, ${n.toLocaleString("en")} agents @ 1 Hz`;
+    if (disconnects) process.stderr.write(`bench watcher: ${disconnects} disconnects, ${total} frames\n`);
+    const note = `${Math.round(rate)} reports/s reached the watcher in ${Math.round(frames / elapsed)} frames/s; agents connected in ${(ready.ms / 1000).toFixed(1)} s; sim process ${simCpu.toFixed(0)} % CPU; ${refused} refusals`;
+    return [
+      { name: `${label}: coordinator CPU`, value: cpu, unit: "% of a core", note },
+      { name: `${label}: coordinator RSS`, value: rss, unit: "MiB" },
+      { name: `${label}: report→feed p50`, value: percentile(latencies, 50), unit: "ms", note: "watcher receive − report time_ms (1 ms resolution)" },
+      { name: `${label}: report→feed p99`, value: percentile(latencies, 99), unit: "ms", note: `max ${latencies.at(-1)} ms over ${latencies.length} reports` },
+      {
+        name: `${label}: arrival→sent p99 (in the coordinator)`,
+        value: `≤ ${bucketPercentile(h0, h1, 99)}`,
+        unit: "ms",
+        note: `p50 ≤ ${bucketPercentile(h0, h1, 50)} ms; pifleet_report_feed_latency_seconds buckets`,
+      },
+    ];
+  } finally {
+    await watcher?.stop();
+    for (const c of children.reverse()) {
+      c.proc.kill("SIGTERM");
+      await new Promise((r) => (c.proc.exitCode !== null ? r(null) : c.proc.once("exit", r)));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const report = simReport("pi00001", { load: 0.4, rx: 123_456_789, tx: 987_654_321, accesses: 1_234_567, fault: null }, "W".repeat(3) + "_".repeat(7) + ".".repeat(246));
+  const frame = encodeEnvelope({ seq: 3600, piReport: report }).byteLength;
+  const bare = encodeEnvelope({ seq: 3600, piReport: { ...report, apache: { ...report.apache, scoreboard: "" } } }).byteLength;
+  const rows: BenchRow[] = [{ name: "one Pi report frame (protobuf envelope)", value: frame, unit: "bytes", note: `${bare} bytes without Apache's 256-slot scoreboard` }];
+  const sizes = (process.env.PIFLEET_BENCH_FEED_SIZES ?? "1000,10000").split(",").map(Number);
+  for (const n of sizes) rows.push(...(await benchFleet(n)));
+  return rows;
+}

@@ -1,0 +1,3 @@
+export function benchPiName(i: number): string {
+  return `pi${String(i + 1).padStart(5, "0")}`;
+}

@@ -1,0 +1,253 @@
+import type { AddressInfo } from "node:net";
+import { createLogger, type Logger } from "@pifleet/core";
+import { piStateName, v1 } from "@pifleet/proto";
+import { Authenticator } from "./auth.js";
+import { CommandRouter, type CommandOptions, type CommandResult } from "./commands.js";
+import { defaultSettings, type CoordinatorSettings } from "./config.js";
+import type { DesiredState } from "./desired.js";
+import { EventLog } from "./event-log.js";
+import { FeedHub } from "./feed.js";
+import { FleetState, type PiEntry, type RecoveryState } from "./fleet-state.js";
+import { Gateway, type Operations } from "./gateway.js";
+import type { Health } from "./judge.js";
+import { Metrics } from "./metrics.js";
+import { CoordinatorServer } from "./server.js";
+import type { EventInput, Store } from "./store/types.js";
+
+export interface CoordinatorOptions {
+  desired: DesiredState;
+  store: Store;
+  settings?: Partial<CoordinatorSettings>;
+  /** Default `::` (dual-stack) port 7300; port 0 picks a free one. */
+  listen?: { host?: string; port?: number };
+  tls?: { cert: string; key: string };
+  /** Serves GET / and the files under it (the dashboard). */
+  staticDir?: string;
+  operations?: Operations;
+  logger?: Logger;
+}
+
+/**
+ * The coordinator: authenticates agents and watchers, judges every Pi's health from its reports,
+ * keeps state and the audit log in the store, and streams the fleet to watchers.
+ *
+ * For the recovery engine: `health(pi)` is the judge's verdict, `setRecoveryState(pi, s|null)`
+ * imposes or lifts a recovery state, `audit()` writes an event, the store holds power intents
+ * (openIntent/closeIntent/openIntents), `fleet.on("state"|"report", …)` are the hooks, and
+ * `setOperations()` plugs in operator actions.
+ */
+export class Coordinator {
+  readonly settings: CoordinatorSettings;
+  readonly fleet: FleetState;
+  readonly events: EventLog;
+  readonly metrics = new Metrics();
+  readonly logger: Logger;
+  private readonly feed: FeedHub;
+  private readonly commands = new CommandRouter();
+  private readonly gateway: Gateway;
+  private readonly http: CoordinatorServer;
+  private operations: Operations | undefined;
+  private readonly storeDirty = new Set<PiEntry>();
+  private timers: NodeJS.Timeout[] = [];
+  private flushing = false;
+  private startedAt = 0;
+  private lastRevocationCheck = Date.now();
+  private address_: AddressInfo | undefined;
+
+  constructor(private readonly o: CoordinatorOptions) {
+    this.logger = o.logger ?? createLogger("coordinator");
+    const base = defaultSettings(o.settings?.reportIntervalMs);
+    this.settings = { ...base, ...o.settings };
+    const s = this.settings;
+    this.operations = o.operations;
+    o.store.onError = (err) => this.logger.error({ err: err.message }, "database write failed");
+    this.fleet = new FleetState(o.desired.pis, s, { fileserver: o.desired.fileserver });
+    this.fleet.restore(o.store.piStates());
+    this.events = new EventLog(o.store, s.recentEvents, this.logger);
+    this.events.on("event", (e) => this.metrics.events.inc({ kind: e.kind }));
+    this.feed = new FeedHub(this.fleet, this.events, { fleetName: o.desired.fleet, batchMs: s.feedBatchMs, maxFrameBytes: s.maxFrameBytes, maxBufferedBytes: s.maxWatcherBufferBytes }, this.metrics, this.logger);
+
+    this.fleet.on("changed", (e) => this.storeDirty.add(e));
+    this.fleet.on("state", (c) => {
+      // State changes are written at once; only last-report churn waits for the periodic flush.
+      const e = this.fleet.pis.get(c.pi)!;
+      this.saveStates([e]);
+      this.events.append({ kind: "state", subject: c.pi, message: `${c.from} → ${c.to}: ${c.reason}`, actor: c.actor, fields: { from: c.from, to: c.to, reason: c.reason, health: c.health }, timeMs: c.timeMs });
+      this.logger.info({ pi: c.pi, from: c.from, to: c.to, reason: c.reason, actor: c.actor }, "state");
+    });
+    this.fleet.on("fileserverHealth", (c) => {
+      this.events.append({ kind: "fileserver", subject: c.name, message: `${c.healthy ? "healthy" : "unhealthy"}: ${c.reason}`, actor: "judge", fields: { healthy: String(c.healthy) } });
+    });
+    this.commands.onDone = (target, kind, r) => {
+      this.metrics.commands.inc({ kind, outcome: r.ok ? "ok" : "failed" });
+      this.events.append({ kind: "command", subject: target, message: `${kind}: ${r.ok ? "ok" : "failed"} — ${r.message}`, actor: "coordinator", fields: { id: r.id, kind, ok: String(r.ok), durationMs: String(r.durationMs) } });
+    };
+
+    const planned = new Set(o.desired.pis.map((p) => p.name));
+    this.gateway = new Gateway({
+      auth: new Authenticator(o.store, { pis: planned, fileserver: o.desired.fileserver }),
+      fleet: this.fleet,
+      feed: this.feed,
+      log: this.events,
+      commands: this.commands,
+      metrics: this.metrics,
+      logger: this.logger,
+      operations: () => this.operations,
+      fleetHasPi: (name) => planned.has(name),
+      settings: s,
+    });
+    this.http = new CoordinatorServer({
+      host: o.listen?.host ?? "::",
+      port: o.listen?.port ?? 7300,
+      tls: o.tls,
+      // Frames a little over the limit still reach decodeEnvelope and get an ErrorFrame; far over, ws cuts them off unread.
+      maxPayload: 2 * s.maxFrameBytes,
+      staticDir: o.staticDir,
+      logger: this.logger,
+      onSocket: (ws, req, endpoint) => this.gateway.accept(ws, req, endpoint),
+      healthz: () => this.healthz(),
+      metrics: () => this.metrics.render(),
+    });
+    this.registerGauges();
+  }
+
+  get store(): Store {
+    return this.o.store;
+  }
+
+  async start(): Promise<AddressInfo> {
+    this.startedAt = Date.now();
+    this.address_ = await this.http.listen();
+    const sweepMs = Math.max(10, Math.min(100, Math.floor(this.settings.reportIntervalMs / 20)));
+    this.timers.push(
+      setInterval(() => this.fleet.sweep(), sweepMs),
+      setInterval(() => void this.flushStates(), this.settings.stateFlushMs),
+      setInterval(() => this.checkRevocations(), 2000),
+    );
+    this.logger.info({ host: this.address_.address, port: this.address_.port, pis: this.fleet.pis.size, tls: Boolean(this.o.tls) }, "coordinator listening");
+    return this.address_;
+  }
+
+  /** Stops serving: closes every connection, sends what is pending, writes every Pi's state. */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.feed.flush();
+    const listening = this.http.close(); // stops accepting at once, so no agent slips back in
+    await this.gateway.closeAll(1001, "coordinator stopping");
+    this.feed.close();
+    await listening;
+    this.saveStates(this.fleet.pis.values());
+    this.storeDirty.clear();
+    this.logger.info("coordinator stopped");
+  }
+
+  address(): AddressInfo {
+    if (!this.address_) throw new Error("coordinator not started");
+    return this.address_;
+  }
+
+  /** ws:// or wss:// URL of an endpoint on this coordinator, via `host` (default the loopback of the listening family). */
+  url(endpoint: "agent" | "feed", host?: string): string {
+    const a = this.address();
+    const h = host ?? (a.family === "IPv6" ? "::1" : "127.0.0.1");
+    return `${this.o.tls ? "wss" : "ws"}://${h.includes(":") ? `[${h}]` : h}:${a.port}/${endpoint}`;
+  }
+
+  setOperations(ops: Operations | undefined): void {
+    this.operations = ops;
+  }
+
+  sendCommand(target: string, kind: string, args: Record<string, string> = {}, opts: CommandOptions = {}): Promise<CommandResult> {
+    return this.commands.send(this.gateway.agents.get(target), target, kind, args, opts);
+  }
+
+  audit(e: EventInput): v1.FleetEvent {
+    return this.events.append(e);
+  }
+
+  health(pi: string): Health {
+    return this.fleet.health(pi);
+  }
+
+  setRecoveryState(pi: string, state: RecoveryState | null, reason: string, actor = "recovery"): void {
+    this.fleet.setRecoveryState(pi, state, reason, actor);
+  }
+
+  fileserverHealthy(): boolean {
+    return this.fleet.fileserverHealthy();
+  }
+
+  connectedAgents(): string[] {
+    return [...this.gateway.agents.keys()];
+  }
+
+  private healthz(): object {
+    const states: Record<string, number> = {};
+    for (const [s, n] of this.fleet.stateCounts()) if (n > 0) states[piStateName(s)] = n;
+    return {
+      status: "ok",
+      fleet: this.o.desired.fleet,
+      uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      pis: this.fleet.pis.size,
+      states,
+      agentsConnected: this.gateway.agents.size,
+      watchers: this.feed.size,
+      fileserverHealthy: this.fleet.fileserverHealthy(),
+    };
+  }
+
+  private registerGauges(): void {
+    const m = this.metrics;
+    m.gauge("pifleet_connections", "Open WebSocket connections (any phase).", () => this.gateway.connections);
+    m.gauge("pifleet_agents_connected", "Authenticated agent connections.", () => this.gateway.agents.size);
+    m.gauge("pifleet_watchers", "Authenticated feed connections.", () => this.feed.size);
+    m.gauge("pifleet_pis", "Pis by displayed state.", () =>
+      Object.values(v1.PiState)
+        .filter((v): v is v1.PiState => typeof v === "number")
+        .map((s) => [{ state: piStateName(s) }, this.fleet.stateCounts().get(s) ?? 0] as [Record<string, string>, number]),
+    );
+    m.gauge("pifleet_fileserver_healthy", "1 when the fileserver reports healthy on time.", () => (this.fleet.fileserverHealthy() ? 1 : 0));
+    m.gauge("pifleet_commands_in_flight", "Commands awaiting a result.", () => this.commands.inFlight);
+  }
+
+  private saveStates(entries: Iterable<PiEntry>): void {
+    const rows = [];
+    for (const e of entries) {
+      rows.push(this.fleet.record(e));
+      this.storeDirty.delete(e);
+    }
+    try {
+      this.o.store.savePiStates(rows);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, "cannot save Pi states");
+    }
+  }
+
+  /** Writes last-report churn in small slices so a big fleet never stalls the feed for long. */
+  private async flushStates(): Promise<void> {
+    if (this.flushing || this.storeDirty.size === 0) return;
+    this.flushing = true;
+    try {
+      const batch = [...this.storeDirty];
+      for (let i = 0; i < batch.length; i += 256) {
+        this.saveStates(batch.slice(i, i + 256));
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private checkRevocations(): void {
+    try {
+      if (!this.o.store.changedElsewhere()) return;
+      const since = this.lastRevocationCheck - 5000;
+      this.lastRevocationCheck = Date.now();
+      const r = this.o.store.revokedSince(since);
+      if (r.agents.length || r.tokens.length) this.gateway.revoked(r.agents, r.tokens);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, "cannot check revocations");
+    }
+  }
+}

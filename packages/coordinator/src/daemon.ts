@@ -1,0 +1,75 @@
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { createLogger, createNotifier, loadFleet, plan, type Logger } from "@pifleet/core";
+import { loadCoordinatorConfig } from "./config.js";
+import { Coordinator } from "./coordinator.js";
+import { desiredFromPlan } from "./desired.js";
+import { SqliteStore } from "./store/sqlite.js";
+import { startRemediation, type Remediation } from "./remediation.js";
+
+/**
+ * Runs the coordinator as a service: READY=1 once listening, WATCHDOG=1 while the event loop
+ * keeps up, a clean stop on SIGTERM/SIGINT (connections closed, states written, WAL checkpointed).
+ * Resolves when stopped.
+ */
+export async function runCoordinatorDaemon(configFile: string, logger: Logger = createLogger("coordinator")): Promise<void> {
+  const config = loadCoordinatorConfig(configFile);
+  const fleet = loadFleet(config.fleet);
+  const planned = plan(fleet);
+  const desired = desiredFromPlan(planned);
+  const store = new SqliteStore(config.database);
+  const coordinator = new Coordinator({ desired, store, settings: config.settings, listen: config.listen, tls: config.tls, staticDir: config.staticDir, logger });
+  const notifier = createNotifier();
+  let addr;
+  try {
+    addr = await coordinator.start();
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  // Before READY: open power intents from a previous run are finished first (ports back on).
+  let remediation: Remediation | undefined;
+  try {
+    remediation = await startRemediation({ coordinator, fleet, plan: planned, recovery: config.recovery, switchEnabled: config.switch.enabled, loadBalancer: config.loadBalancer, logger });
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, "recovery engine not started");
+    coordinator.audit({ kind: "recovery", subject: "fleet", message: `recovery engine not started: ${(err as Error).message}`, actor: "coordinator" });
+  }
+  await notifier.ready(`serving ${desired.pis.length} Pis of ${desired.fleet} on port ${addr.port}`);
+
+  // A loop stuck for seconds must not be reported alive: systemd's watchdog then restarts us.
+  const lag = monitorEventLoopDelay({ resolution: 50 });
+  lag.enable();
+  let lastCheck = Date.now();
+  const stopWatchdog = notifier.startWatchdog(() => {
+    const ok = Date.now() - lastCheck < 30_000 && lag.max / 1e6 < 10_000;
+    lastCheck = Date.now();
+    lag.reset();
+    return ok;
+  });
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, "stopping");
+      void notifier.stopping();
+      stopWatchdog();
+      lag.disable();
+      Promise.resolve(remediation?.stop())
+        .then(() => coordinator.stop())
+        .catch((err: Error) => logger.error({ err: err.message }, "error while stopping"))
+        .finally(() => {
+          store.close();
+          notifier.close();
+          process.off("SIGTERM", onTerm);
+          process.off("SIGINT", onInt);
+          resolve();
+        });
+    };
+    const onTerm = () => stop("SIGTERM");
+    const onInt = () => stop("SIGINT");
+    process.on("SIGTERM", onTerm);
+    process.on("SIGINT", onInt);
+  });
+}

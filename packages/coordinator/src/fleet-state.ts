@@ -1,0 +1,343 @@
+import { EventEmitter } from "node:events";
+import { v1 } from "@pifleet/proto";
+import { judge, type Health, type JudgeThresholds, type Verdict } from "./judge.js";
+import type { PiStateRecord } from "./store/types.js";
+
+/** States only the recovery engine sets; while one is set the judge's verdict is kept but not shown. */
+export type RecoveryState = "drained" | "power-cycling" | "booting" | "rebuilding" | "quarantined";
+export type DisplayState = Health | RecoveryState;
+
+export const PI_STATE: Record<DisplayState, v1.PiState> = {
+  unknown: v1.PiState.PI_STATE_UNKNOWN,
+  healthy: v1.PiState.PI_STATE_HEALTHY,
+  suspect: v1.PiState.PI_STATE_SUSPECT,
+  down: v1.PiState.PI_STATE_DOWN,
+  drained: v1.PiState.PI_STATE_DRAINED,
+  "power-cycling": v1.PiState.PI_STATE_POWER_CYCLING,
+  booting: v1.PiState.PI_STATE_BOOTING,
+  rebuilding: v1.PiState.PI_STATE_REBUILDING,
+  quarantined: v1.PiState.PI_STATE_QUARANTINED,
+};
+const NAME_OF = new Map<v1.PiState, DisplayState>(Object.entries(PI_STATE).map(([k, v]) => [v, k as DisplayState]));
+const HEALTHS = new Set<string>(["unknown", "healthy", "suspect", "down"]);
+
+export function displayStateName(state: v1.PiState): DisplayState {
+  return NAME_OF.get(state) ?? "unknown";
+}
+
+export function isRecoveryState(s: string): s is RecoveryState {
+  return s in PI_STATE && !HEALTHS.has(s);
+}
+
+export interface PiRef {
+  name: string;
+  port: number;
+}
+
+/**
+ * One Pi as the coordinator sees it. `status` is the message the feed encodes, except that its
+ * last report is kept apart: decoded in `report` for judging, and as received in `reportBytes`,
+ * which the feed and the database take as they are.
+ */
+export class PiEntry {
+  readonly status: v1.PiStatus;
+  report: v1.PiReport | null = null;
+  reportBytes: Uint8Array | null = null;
+  health: Health = "unknown";
+  healthReason = "waiting for the first report";
+  override: RecoveryState | null = null;
+  /** Coordinator clock at the last fresh report, this run or a previous one. */
+  lastReportAt: number | undefined;
+  /** performance.now() of the oldest report not yet sent to watchers (0: none). */
+  pendingSince = 0;
+
+  constructor(readonly ref: PiRef, now: number) {
+    this.status = v1.PiStatus.create({
+      name: ref.name,
+      port: ref.port,
+      state: v1.PiState.PI_STATE_UNKNOWN,
+      reason: this.healthReason,
+      stateSinceMs: now,
+    });
+  }
+
+  get state(): DisplayState {
+    return displayStateName(this.status.state);
+  }
+}
+
+export interface StateChange {
+  pi: string;
+  from: DisplayState;
+  to: DisplayState;
+  reason: string;
+  /** "judge", "recovery", or whoever set a recovery state. */
+  actor: string;
+  health: Health;
+  timeMs: number;
+}
+
+export interface FileserverHealthChange {
+  name: string;
+  healthy: boolean;
+  reason: string;
+}
+
+export interface FleetStateEvents {
+  /** The displayed state of a Pi changed. */
+  state: [change: StateChange];
+  /** Every report, after judging. Replayed ones (queued while disconnected) are not judged. */
+  report: [pi: string, report: v1.PiReport, health: Health];
+  fileserverReport: [name: string, report: v1.FileserverReport];
+  fileserverHealth: [change: FileserverHealthChange];
+  /** Something in this Pi's PiStatus changed (the feed sends it). */
+  changed: [entry: PiEntry];
+  /** Something in FleetStatus changed. */
+  fleetStatus: [status: v1.FleetStatus];
+}
+
+/**
+ * Holds every planned Pi's state. The health judge owns unknown/healthy/suspect/down; another
+ * module (the recovery engine) may impose a recovery state with `setRecoveryState` and hand the
+ * Pi back with `null`. Work per report is O(1): lateness is found by walking the Pis in order of
+ * their last report and stopping at the first one on time.
+ */
+export class FleetState extends EventEmitter<FleetStateEvents> {
+  readonly pis = new Map<string, PiEntry>();
+  readonly fleetStatus: v1.FleetStatus;
+  readonly watchingSince: number;
+  /** Heard from this run, in order of their last report (oldest first). */
+  private readonly byLastReport = new Map<string, PiEntry>();
+  /** Not heard from since this run started: judged once the start-up grace is over. */
+  private readonly unheard = new Map<string, PiEntry>();
+  private readonly counts = new Map<v1.PiState, number>();
+  private readonly fileserver: { name: string; lastReportAt?: number; healthy: boolean; reason: string } | undefined;
+  private readonly now: () => number;
+
+  constructor(
+    refs: readonly PiRef[],
+    readonly thresholds: JudgeThresholds,
+    opts: { now?: () => number; fileserver?: string } = {},
+  ) {
+    super();
+    this.now = opts.now ?? Date.now;
+    this.watchingSince = this.now();
+    for (const ref of refs) {
+      const e = new PiEntry(ref, this.watchingSince);
+      this.pis.set(ref.name, e);
+      this.unheard.set(ref.name, e);
+    }
+    this.fileserver = opts.fileserver ? { name: opts.fileserver, healthy: false, reason: "no report yet" } : undefined;
+    this.fleetStatus = v1.FleetStatus.create({ pisTotal: refs.length, fileserverHealthy: false });
+    this.recount();
+  }
+
+  /** Loads what a previous run stored. Rows for Pis no longer planned are ignored. */
+  restore(rows: Iterable<PiStateRecord>): void {
+    for (const row of rows) {
+      const e = this.pis.get(row.pi);
+      if (!e) continue;
+      const state = (row.state in PI_STATE ? row.state : "unknown") as DisplayState;
+      e.status.state = PI_STATE[state];
+      e.status.reason = row.reason;
+      e.status.stateSinceMs = row.sinceMs;
+      e.status.attempts = row.attempts;
+      e.status.held = row.held;
+      e.health = HEALTHS.has(row.health) ? (row.health as Health) : "unknown";
+      e.healthReason = isRecoveryState(state) ? "" : row.reason;
+      e.override = isRecoveryState(state) ? state : null;
+      if (row.lastSeenMs !== null) {
+        e.lastReportAt = row.lastSeenMs;
+        e.status.lastSeenMs = row.lastSeenMs;
+      }
+      if (row.lastReport) {
+        try {
+          e.report = v1.PiReport.decode(row.lastReport);
+          e.reportBytes = row.lastReport;
+        } catch {
+          // A report the current schema cannot read is only history; the next report replaces it.
+        }
+      }
+    }
+    this.recount();
+  }
+
+  /** A PiReport from the Pi's own authenticated connection; `raw` is its encoding as received. */
+  report(name: string, report: v1.PiReport, at = this.now(), raw?: Uint8Array): void {
+    const e = this.pis.get(name);
+    if (!e) return;
+    if (report.replayed) {
+      this.emit("report", name, report, e.health);
+      return;
+    }
+    e.lastReportAt = at;
+    e.status.lastSeenMs = at;
+    e.report = report;
+    e.reportBytes = raw ?? v1.PiReport.encode(report).finish();
+    this.unheard.delete(name);
+    this.byLastReport.delete(name);
+    this.byLastReport.set(name, e);
+    const v = judge({ now: at, watchingSince: this.watchingSince, lastReportAt: at, report }, this.thresholds);
+    if (v) this.applyVerdict(e, v, at);
+    this.emit("changed", e);
+    this.emit("report", name, report, e.health);
+  }
+
+  /** Judges silence: call a few times per report interval. Cost: the late Pis only. */
+  sweep(now = this.now()): void {
+    const t = this.thresholds;
+    if (this.unheard.size > 0 && now - this.watchingSince >= t.startupGraceMs) {
+      for (const [name, e] of this.unheard) {
+        const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt, report: e.report }, t);
+        if (v) this.applyVerdict(e, v, now);
+        if (e.health === "down") this.unheard.delete(name);
+      }
+    }
+    for (const [name, e] of this.byLastReport) {
+      if (now - (e.lastReportAt ?? 0) <= t.suspectAfterMs) break;
+      const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt, report: e.report }, t);
+      if (v) this.applyVerdict(e, v, now);
+      // Down stays down until a report: no need to look at it again.
+      if (e.health === "down") this.byLastReport.delete(name);
+    }
+    const fs = this.fileserver;
+    if (fs?.lastReportAt !== undefined && fs.healthy && now - fs.lastReportAt >= t.downAfterMs) {
+      this.setFileserverHealth(false, `no report for ${t.downAfterMs / 1000} s`);
+    }
+  }
+
+  setConnected(name: string, connected: boolean): void {
+    const e = this.pis.get(name);
+    if (!e || e.status.connected === connected) return;
+    e.status.connected = connected;
+    this.emit("changed", e);
+  }
+
+  /** What the judge says, whatever recovery state is shown. */
+  health(name: string): Health {
+    return this.pis.get(name)?.health ?? "unknown";
+  }
+
+  /**
+   * Imposes a recovery state (drained, power-cycling, booting, rebuilding, quarantined), or with
+   * null hands the Pi back to the judge, whose current verdict is shown again.
+   */
+  setRecoveryState(name: string, state: RecoveryState | null, reason: string, actor = "recovery"): void {
+    const e = this.mustGet(name);
+    if (state !== null && !isRecoveryState(state)) throw new Error(`setRecoveryState: "${String(state)}" is not a recovery state`);
+    e.override = state;
+    if (state) this.display(e, state, reason, reason, actor, this.now());
+    else this.display(e, e.health, e.healthReason, reason, actor, this.now());
+  }
+
+  setAttempts(name: string, attempts: number): void {
+    const e = this.mustGet(name);
+    if (e.status.attempts === attempts) return;
+    e.status.attempts = attempts;
+    this.emit("changed", e);
+  }
+
+  setHeld(name: string, held: boolean): void {
+    const e = this.mustGet(name);
+    if (e.status.held === held) return;
+    e.status.held = held;
+    this.emit("changed", e);
+  }
+
+  /** The recovery engine's fleet-wide view: alarm and active remediations. */
+  setRecoveryStatus(s: { alarm: boolean; alarmReason: string; active: number }): void {
+    const f = this.fleetStatus;
+    if (f.alarm === s.alarm && f.alarmReason === s.alarmReason && f.activeRemediations === s.active) return;
+    f.alarm = s.alarm;
+    f.alarmReason = s.alarmReason;
+    f.activeRemediations = s.active;
+    this.emit("fleetStatus", f);
+  }
+
+  fileserverReport(name: string, report: v1.FileserverReport, at = this.now()): void {
+    const fs = this.fileserver;
+    if (!fs || fs.name !== name) return;
+    fs.lastReportAt = at;
+    const problems = [
+      ...(report.healthy ? [] : ["reports itself unhealthy"]),
+      ...(report.nfsServerRunning ? [] : ["NFS server not running"]),
+      ...(report.error ? [report.error] : []),
+    ];
+    this.setFileserverHealth(problems.length === 0, problems.length ? problems.join("; ") : "reporting healthy");
+    this.emit("fileserverReport", name, report);
+  }
+
+  fileserverHealthy(): boolean {
+    return this.fileserver?.healthy ?? false;
+  }
+
+  /** Pis per displayed state, kept as states change (for /metrics). */
+  stateCounts(): ReadonlyMap<v1.PiState, number> {
+    return this.counts;
+  }
+
+  record(e: PiEntry): PiStateRecord {
+    return {
+      pi: e.ref.name,
+      state: e.state,
+      reason: e.status.reason,
+      health: e.health,
+      sinceMs: e.status.stateSinceMs,
+      lastSeenMs: e.lastReportAt ?? null,
+      lastReport: e.reportBytes,
+      attempts: e.status.attempts,
+      held: e.status.held,
+    };
+  }
+
+  private applyVerdict(e: PiEntry, v: Verdict, now: number): void {
+    if (v.health === e.health && v.reason === e.healthReason) return;
+    e.health = v.health;
+    e.healthReason = v.reason;
+    if (e.override === null) this.display(e, v.health, v.reason, v.reason, "judge", now);
+  }
+
+  private display(e: PiEntry, state: DisplayState, reason: string, eventReason: string, actor: string, now: number): void {
+    const s = e.status;
+    const to = PI_STATE[state];
+    const from = s.state;
+    if (to === from && reason === s.reason) return;
+    s.reason = reason;
+    if (to !== from) {
+      s.state = to;
+      s.stateSinceMs = now;
+      this.counts.set(from, (this.counts.get(from) ?? 1) - 1);
+      this.counts.set(to, (this.counts.get(to) ?? 0) + 1);
+      this.emit("state", { pi: e.ref.name, from: displayStateName(from), to: state, reason: eventReason, actor, health: e.health, timeMs: now });
+      const healthy = this.counts.get(v1.PiState.PI_STATE_HEALTHY) ?? 0;
+      if (healthy !== this.fleetStatus.pisHealthy) {
+        this.fleetStatus.pisHealthy = healthy;
+        this.emit("fleetStatus", this.fleetStatus);
+      }
+    }
+    this.emit("changed", e);
+  }
+
+  private setFileserverHealth(healthy: boolean, reason: string): void {
+    const fs = this.fileserver!;
+    const changed = fs.healthy !== healthy;
+    fs.healthy = healthy;
+    fs.reason = reason;
+    if (!changed) return;
+    this.fleetStatus.fileserverHealthy = healthy;
+    this.emit("fileserverHealth", { name: fs.name, healthy, reason });
+    this.emit("fleetStatus", this.fleetStatus);
+  }
+
+  private recount(): void {
+    this.counts.clear();
+    for (const e of this.pis.values()) this.counts.set(e.status.state, (this.counts.get(e.status.state) ?? 0) + 1);
+    this.fleetStatus.pisHealthy = this.counts.get(v1.PiState.PI_STATE_HEALTHY) ?? 0;
+  }
+
+  private mustGet(name: string): PiEntry {
+    const e = this.pis.get(name);
+    if (!e) throw new Error(`unknown Pi "${name}"`);
+    return e;
+  }
+}

@@ -1,0 +1,306 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { performance } from "node:perf_hooks";
+import type WebSocket from "ws";
+import type { Logger } from "@pifleet/core";
+import { decodeEnvelope, FrameError, rawBodyOf, v1, type BodyName, type Envelope } from "@pifleet/proto";
+import { roleName, type Authenticator, type Endpoint } from "./auth.js";
+import type { CommandRouter } from "./commands.js";
+import { Connection } from "./connection.js";
+import { RateLimit, type EventLog } from "./event-log.js";
+import type { FeedHub } from "./feed.js";
+import type { FleetState } from "./fleet-state.js";
+import type { Metrics } from "./metrics.js";
+
+/** Operator actions, implemented by the recovery engine. */
+export interface Operations {
+  operator(action: string, pi: string, actor: string, reason: string, force: boolean): Promise<{ ok: boolean; message: string }>;
+}
+
+export interface GatewayDeps {
+  auth: Authenticator;
+  fleet: FleetState;
+  feed: FeedHub;
+  log: EventLog;
+  commands: CommandRouter;
+  metrics: Metrics;
+  logger: Logger;
+  operations: () => Operations | undefined;
+  fleetHasPi: (name: string) => boolean;
+  settings: { maxFrameBytes: number; helloTimeoutMs: number; reportIntervalMs: number };
+}
+
+export interface RefuseSpec {
+  code: string;
+  reason: string;
+  frame: string;
+  message: string;
+  seq?: number;
+  /** Audit subject: the identity claimed or proven; the remote address otherwise. */
+  subject?: string;
+  closeCode?: number;
+}
+
+type Frame = Envelope & { body: BodyName };
+
+const CLOSE_FOR: Record<string, number> = { bad_frame: 1002, bad_version: 1002, no_body: 1002, invalid: 1002, unexpected: 1002, too_large: 1009 };
+const FRAME_REASON: Record<FrameError["code"], string> = {
+  bad_frame: "malformed",
+  too_large: "frame_limit",
+  bad_version: "protocol_version",
+  no_body: "no_body",
+  invalid: "invalid_field",
+  unexpected: "unexpected",
+};
+
+/**
+ * Every WebSocket connection passes through here: challenge, hello, then frames routed by the
+ * proven role. Any violation is refused with an ErrorFrame, a log line, an audit event and a
+ * metric, and that connection alone is closed.
+ */
+export class Gateway {
+  /** The live connection of each agent identity. */
+  readonly agents = new Map<string, Connection>();
+  private readonly all = new Set<Connection>();
+  /** A flood of bad connections must not flood the audit log: beyond this they are only counted and logged. */
+  private readonly authEvents = new RateLimit(20, 100);
+  private suppressed = 0;
+  private readonly reportsFresh;
+  private readonly reportsReplayed;
+
+  constructor(private readonly d: GatewayDeps) {
+    this.reportsFresh = d.metrics.reports.bind();
+    this.reportsReplayed = d.metrics.reports.bind({ replayed: "true" });
+  }
+
+  get connections(): number {
+    return this.all.size;
+  }
+
+  accept(ws: WebSocket, req: IncomingMessage, endpoint: Endpoint): void {
+    const remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
+    const conn = new Connection(ws, endpoint, remote, this.d.metrics);
+    this.all.add(conn);
+    this.d.metrics.connections.inc({ endpoint });
+    ws.on("message", (data: Buffer, isBinary: boolean) => this.onFrame(conn, data, isBinary));
+    ws.on("error", (err: Error & { code?: string }) => this.onSocketError(conn, err));
+    ws.on("close", (code) => this.onClose(conn, code));
+    conn.send({ challenge: { nonce: conn.nonce, serverTimeMs: Date.now() } });
+    conn.helloTimer = setTimeout(() => {
+      this.refuse(conn, { code: "unauthenticated", reason: "hello_timeout", frame: "hello", message: `no hello within ${this.d.settings.helloTimeoutMs} ms`, closeCode: 1008 });
+    }, this.d.settings.helloTimeoutMs);
+    conn.helloTimer.unref();
+  }
+
+  /** Closes every connection (shutdown); peers that do not answer the close are cut off after `graceMs`. */
+  async closeAll(code: number, reason: string, graceMs = 1000): Promise<void> {
+    for (const c of this.all) c.close(code, reason);
+    const deadline = Date.now() + graceMs;
+    while (this.all.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const c of this.all) c.ws.terminate();
+  }
+
+  /** Closes the connections of identities just revoked. */
+  revoked(agents: string[], tokens: string[]): void {
+    const names = new Set(tokens);
+    for (const id of agents) {
+      const c = this.agents.get(id);
+      if (c) this.refuse(c, { code: "unauthenticated", reason: "revoked", frame: "frame", message: `"${id}" was revoked`, closeCode: 1008 });
+    }
+    for (const c of this.all) {
+      if (c.endpoint === "feed" && c.identity && names.has(c.identity)) {
+        this.refuse(c, { code: "unauthenticated", reason: "revoked", frame: "frame", message: `token "${c.identity}" was revoked`, closeCode: 1008 });
+      }
+    }
+  }
+
+  refuse(conn: Connection, r: RefuseSpec): void {
+    if (conn.phase === "closed") return;
+    conn.send({ error: { code: r.code, reason: r.reason, frame: r.frame, message: r.message, seq: r.seq ?? 0 } });
+    const subject = r.subject ?? conn.identity ?? conn.remote;
+    this.d.logger.warn({ code: r.code, reason: r.reason, frame: r.frame, endpoint: conn.endpoint, remote: conn.remote, identity: conn.identity, subject }, `refused: ${r.message}`);
+    this.d.metrics.refused.inc({ code: r.code, reason: r.reason });
+    this.audit(subject, r, conn);
+    conn.close(r.closeCode ?? CLOSE_FOR[r.code] ?? 1008, `${r.code}: ${r.reason}`);
+  }
+
+  private audit(subject: string, r: Omit<RefuseSpec, "closeCode" | "seq">, conn: Connection): void {
+    if (!this.authEvents.take()) {
+      this.suppressed++;
+      return;
+    }
+    const fields: Record<string, string> = { code: r.code, reason: r.reason, frame: r.frame, remote: conn.remote, endpoint: conn.endpoint };
+    if (this.suppressed > 0) {
+      fields.suppressed = String(this.suppressed);
+      this.suppressed = 0;
+    }
+    this.d.log.append({ kind: "auth", subject, message: `refused ${r.code} (${r.reason}) from ${conn.remote}: ${r.message}`, actor: conn.identity ?? "", fields });
+  }
+
+  private onFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
+    if (conn.phase === "closed") return;
+    const t0 = performance.now();
+    conn.framesIn.value++;
+    if (!isBinary) {
+      this.refuse(conn, { code: "bad_frame", reason: "text_frame", frame: "frame", message: "text frame; the protocol is binary protobuf" });
+      return;
+    }
+    let env: Frame;
+    try {
+      env = decodeEnvelope(data, this.d.settings.maxFrameBytes);
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      this.refuse(conn, { code: err.code, reason: FRAME_REASON[err.code] ?? err.code, frame: err.frame, message: err.message });
+      return;
+    }
+    if (conn.phase === "hello") {
+      if (env.body !== "hello") {
+        this.refuse(conn, { code: "unauthenticated", reason: "frame_before_hello", frame: env.body, message: `${env.body} before hello`, seq: env.seq });
+        return;
+      }
+      this.onHello(conn, env.hello as v1.Hello, env.seq);
+      return;
+    }
+    if (conn.endpoint === "agent") this.onAgentFrame(conn, env, data, t0);
+    else this.onFeedFrame(conn, env);
+  }
+
+  private onHello(conn: Connection, hello: v1.Hello, seq: number): void {
+    clearTimeout(conn.helloTimer);
+    const res = this.d.auth.check(hello, conn.nonce, conn.endpoint);
+    if (!res.ok) {
+      this.refuse(conn, { code: res.code, reason: res.reason, frame: "hello", message: res.message, seq, subject: hello.identity });
+      return;
+    }
+    conn.principal = res.principal;
+    conn.phase = "ready";
+    conn.sessionId = randomUUID();
+    const { identity, role } = res.principal;
+    conn.send({ helloAck: { sessionId: conn.sessionId, reportIntervalMs: this.d.settings.reportIntervalMs } });
+    if (conn.endpoint === "agent") {
+      const old = this.agents.get(identity);
+      this.agents.set(identity, conn);
+      if (old && old !== conn) {
+        old.replaced = true;
+        this.d.logger.info({ identity, old: old.remote, new: conn.remote }, "a new connection replaces the agent's previous one");
+        old.send({ error: { code: "replaced", reason: "replaced", frame: "hello", message: `replaced by a newer connection from ${conn.remote}` } });
+        old.close(1000, "replaced");
+        this.d.commands.dropped(old, "the agent reconnected before answering");
+      }
+      if (role === v1.Role.ROLE_PI) this.d.fleet.setConnected(identity, true);
+      this.d.logger.debug({ identity, role: roleName(role), remote: conn.remote, agentVersion: hello.agentVersion }, "agent connected");
+    } else {
+      this.d.logger.info({ identity, role: roleName(role), remote: conn.remote }, "watcher connected");
+      this.d.feed.add(conn);
+    }
+  }
+
+  private onAgentFrame(conn: Connection, env: Frame, data: Buffer, t0: number): void {
+    const { identity, role } = conn.principal!;
+    switch (env.body) {
+      case "piReport": {
+        const r = env.piReport as v1.PiReport;
+        if (role !== v1.Role.ROLE_PI) return this.unexpected(conn, env);
+        if (r.pi !== identity) {
+          this.refuse(conn, { code: "identity_mismatch", reason: "identity_mismatch", frame: "piReport", message: `connection of "${identity}" sent a report for "${r.pi}"`, seq: env.seq, closeCode: 1008 });
+          return;
+        }
+        const entry = this.d.fleet.pis.get(identity);
+        if (entry && entry.pendingSince === 0) entry.pendingSince = t0;
+        this.d.fleet.report(identity, r, Date.now(), rawBodyOf(data, "piReport"));
+        (r.replayed ? this.reportsReplayed : this.reportsFresh).value++;
+        return;
+      }
+      case "fileserverReport": {
+        const r = env.fileserverReport as v1.FileserverReport;
+        if (role !== v1.Role.ROLE_FILESERVER) return this.unexpected(conn, env);
+        if (r.fileserver !== identity) {
+          this.refuse(conn, { code: "identity_mismatch", reason: "identity_mismatch", frame: "fileserverReport", message: `connection of "${identity}" sent a report for "${r.fileserver}"`, seq: env.seq, closeCode: 1008 });
+          return;
+        }
+        this.d.fleet.fileserverReport(identity, r);
+        this.d.metrics.fileserverReports.inc();
+        return;
+      }
+      case "commandResult":
+        if (!this.d.commands.result(conn, env.commandResult as v1.CommandResult)) {
+          this.d.logger.warn({ identity, id: env.commandResult!.id }, "result for a command this connection was not sent: ignored");
+        }
+        return;
+      default:
+        return this.unexpected(conn, env);
+    }
+  }
+
+  private onFeedFrame(conn: Connection, env: Frame): void {
+    if (env.body !== "operatorRequest") return this.unexpected(conn, env);
+    void this.onOperatorRequest(conn, env.operatorRequest as v1.OperatorRequest);
+  }
+
+  private async onOperatorRequest(conn: Connection, req: v1.OperatorRequest): Promise<void> {
+    const { identity, role } = conn.principal!;
+    const what = `${req.action}${req.pi ? ` ${req.pi}` : ""}`;
+    let ok = false;
+    let message: string;
+    if (role !== v1.Role.ROLE_OPERATOR) {
+      message = `forbidden: "${identity}" connected as a watcher; operator requests need an operator token`;
+      this.d.metrics.refused.inc({ code: "forbidden", reason: "operator_only" });
+      this.d.logger.warn({ identity, remote: conn.remote, action: req.action, pi: req.pi }, "operator request from a watcher refused");
+    } else if (req.pi && !this.d.fleetHasPi(req.pi)) {
+      message = `no Pi named "${req.pi}" in this fleet`;
+    } else {
+      const ops = this.d.operations();
+      if (!ops) message = "no recovery engine configured";
+      else {
+        try {
+          ({ ok, message } = await ops.operator(req.action, req.pi, identity, req.reason, req.force));
+        } catch (err) {
+          message = `failed: ${(err as Error).message}`;
+        }
+      }
+    }
+    this.d.metrics.operatorRequests.inc({ action: req.action, outcome: ok ? "ok" : "refused" });
+    this.d.log.append({
+      kind: "operator",
+      subject: req.pi || "fleet",
+      actor: identity,
+      message: `${identity} asked to ${what}${req.reason ? ` (${req.reason})` : ""}: ${ok ? "done" : "refused"} — ${message}`,
+      fields: { action: req.action, pi: req.pi, reason: req.reason, force: String(req.force), ok: String(ok), request: req.id, role: roleName(role) },
+    });
+    conn.send({ operatorReply: { id: req.id, ok, message } });
+  }
+
+  private unexpected(conn: Connection, env: Frame): void {
+    this.refuse(conn, { code: "unexpected", reason: "unexpected", frame: env.body, message: `${env.body} is not accepted from a ${roleName(conn.principal!.role)}`, seq: env.seq });
+  }
+
+  private onSocketError(conn: Connection, err: Error & { code?: string }): void {
+    // ws has already started closing: no ErrorFrame can follow, the close code tells the peer.
+    const tooBig = err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH";
+    const spec: RefuseSpec = tooBig
+      ? { code: "too_large", reason: "ws_max_payload", frame: "frame", message: `WebSocket message over the ${2 * this.d.settings.maxFrameBytes}-byte transport limit` }
+      : { code: "bad_frame", reason: "websocket", frame: "frame", message: `WebSocket protocol error: ${err.message}` };
+    if (conn.phase === "closed") return;
+    const subject = conn.identity ?? conn.remote;
+    this.d.logger.warn({ code: spec.code, reason: spec.reason, endpoint: conn.endpoint, remote: conn.remote, identity: conn.identity, err: err.message }, `refused: ${spec.message}`);
+    this.d.metrics.refused.inc({ code: spec.code, reason: spec.reason });
+    this.audit(subject, spec, conn);
+    conn.phase = "closed";
+  }
+
+  private onClose(conn: Connection, code: number): void {
+    conn.phase = "closed";
+    clearTimeout(conn.helloTimer);
+    this.all.delete(conn);
+    if (conn.endpoint === "feed") {
+      this.d.feed.remove(conn);
+      return;
+    }
+    const identity = conn.identity;
+    if (!identity || this.agents.get(identity) !== conn) return;
+    this.agents.delete(identity);
+    this.d.commands.dropped(conn, "the agent disconnected");
+    if (conn.principal!.role === v1.Role.ROLE_PI) this.d.fleet.setConnected(identity, false);
+    this.d.logger.info({ identity, code, remote: conn.remote }, "agent disconnected");
+  }
+}

@@ -1,0 +1,134 @@
+import { z } from "zod";
+import type { Fleet, Logger, Plan } from "@pifleet/core";
+import { v1 } from "@pifleet/proto";
+import { driverForFleet, type LoadBalancerDriver } from "@pifleet/lb";
+import { RecoveryEngine, DEFAULT_RECOVERY_CONFIG, type FileserverPort, type LoadBalancerPort, type PowerPort, type RecoveryConfig } from "@pifleet/recovery";
+import { openSwitch, switchResourceFromFleet, type SwitchHandle } from "@pifleet/switch";
+import type { Coordinator } from "./coordinator.js";
+
+const ms = z.int().min(0).max(86_400_000);
+
+/** coordinator.yaml `recovery:` — every field optional, defaults in @pifleet/recovery. */
+export const RecoverySectionSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    maxConcurrent: z.int().min(1).max(96).optional(),
+    darkShare: z.number().gt(0).lt(1).optional(),
+    confirmMs: ms.optional(),
+    suspectActMs: ms.optional(),
+    startupGraceMs: ms.optional(),
+    bootTimeoutMs: ms.optional(),
+    cyclesBeforeRebuild: z.int().min(0).max(20).optional(),
+    backoffMs: ms.optional(),
+    maxBackoffMs: ms.optional(),
+    powerActionsPerWindow: z.int().min(1).max(1000).optional(),
+    powerWindowMs: ms.optional(),
+    stableMs: ms.optional(),
+  })
+  .prefault({});
+
+/** `switch:` — the fleet file's switch drives power; off means the coordinator never touches it. */
+export const SwitchSectionSchema = z.strictObject({ enabled: z.boolean().default(true) }).prefault({});
+
+/** `loadBalancer:` — `sync: false` when the servers are written in the load balancer's own config. */
+export const LoadBalancerSectionSchema = z.strictObject({ enabled: z.boolean().default(true), sync: z.boolean().default(true) }).prefault({});
+
+export type RecoverySection = z.infer<typeof RecoverySectionSchema>;
+
+export interface Remediation {
+  engine: RecoveryEngine;
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires the recovery engine to the real parts: the switch's PoE driver over SNMP, the load
+ * balancer's driver, the fileserver agent (rebuild over the protocol), the store's durable
+ * power intents, and the coordinator's health judge, state and audit log.
+ */
+export async function startRemediation(opts: {
+  coordinator: Coordinator;
+  fleet: Fleet;
+  plan: Plan;
+  recovery: RecoverySection;
+  switchEnabled: boolean;
+  loadBalancer: { enabled: boolean; sync: boolean };
+  logger: Logger;
+}): Promise<Remediation | undefined> {
+  const { coordinator: c, fleet, logger } = opts;
+  let sw: SwitchHandle | undefined;
+  let lb: LoadBalancerDriver | undefined;
+  if (opts.switchEnabled) sw = openSwitch(switchResourceFromFleet(fleet));
+  if (opts.loadBalancer.enabled) {
+    lb = driverForFleet(fleet);
+    if (opts.loadBalancer.sync) {
+      try {
+        const r = await lb.sync(opts.plan.loadBalancer.servers);
+        c.audit({ kind: "lb", subject: fleet.loadBalancer.backend, message: `servers synced: ${r.added.length} added, ${r.updated.length} updated, ${r.removed.length} removed`, actor: "coordinator" });
+      } catch (err) {
+        c.audit({ kind: "lb", subject: fleet.loadBalancer.backend, message: `sync failed: ${(err as Error).message}`, actor: "coordinator" });
+      }
+    }
+  }
+  if (!opts.recovery.enabled || !sw) {
+    if (opts.recovery.enabled) logger.warn("recovery is enabled but the switch is not: no Pi can be power-cycled, recovery is off");
+    await lb?.close();
+    await sw?.close();
+    return undefined;
+  }
+
+  const power: PowerPort = {
+    set: (port, on) => sw!.power.powerSet(port, on),
+    get: (port) => sw!.power.powerGet(port),
+  };
+  const balancer: LoadBalancerPort | undefined = lb && { drain: (pi) => lb!.drain(pi), ready: (pi) => lb!.ready(pi) };
+  const fileserver: FileserverPort = {
+    healthy: () => c.fileserverHealthy(),
+    async rebuild(pi) {
+      const fsName = fleet.fileserver.name;
+      // The port is verified off before this is sent, so the agent may replace the root.
+      const r = await c.sendCommand(fsName, "rebuild", { pi, pi_powered: "no" }, { force: true, timeoutMs: 600_000 });
+      if (!r.ok) throw new Error(`rebuild of ${pi}'s root failed: ${r.message}`);
+    },
+  };
+  const { enabled: _enabled, ...overrides } = opts.recovery;
+  const config: Partial<RecoveryConfig> = {
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+    dwellMs: fleet.switch.poe.dwellSeconds * 1000,
+  };
+  const engine = new RecoveryEngine({
+    pis: fleet.pis.map((p) => ({ name: p.name, port: p.port })),
+    power,
+    lb: balancer,
+    fileserver,
+    intents: {
+      openIntent: (pi, port, reason) => c.store.openIntent(pi, port, reason, "cycle"),
+      closeIntent: (id, outcome, note) => c.store.closeIntent(id, outcome, note),
+      openIntents: () => c.store.openIntents().map((i) => ({ id: i.id, pi: i.pi, port: i.port, reason: i.reason, createdMs: i.createdMs })),
+    },
+    health: (pi) => c.health(pi),
+    setState: (pi, state, reason) => c.setRecoveryState(pi, state, reason),
+    setHeld: (pi, held) => c.fleet.setHeld(pi, held),
+    setAttempts: (pi, n) => c.fleet.setAttempts(pi, n),
+    audit: (e) => void c.audit({ kind: e.kind, subject: e.subject, message: e.message, actor: e.actor ?? "recovery", fields: e.fields }),
+    logger: logger.child({ part: "recovery" }),
+    config,
+  });
+  engine.on("status", (s) => c.fleet.setRecoveryStatus(s));
+  const restored = [...c.fleet.pis.values()];
+  await engine.start({
+    held: restored.filter((e) => e.status.held).map((e) => e.ref.name),
+    quarantined: restored.filter((e) => e.status.state === v1.PiState.PI_STATE_QUARANTINED).map((e) => e.ref.name),
+    inFlight: restored.filter((e) => e.override !== null && e.override !== "quarantined" && !e.status.held).map((e) => e.ref.name),
+  });
+  c.setOperations({ operator: (action, pi, actor, reason, force) => engine.operator(action, pi, actor, reason, force) });
+  logger.info({ ...DEFAULT_RECOVERY_CONFIG, ...config }, "recovery engine running");
+  return {
+    engine,
+    async stop() {
+      c.setOperations(undefined);
+      await engine.stop();
+      await lb?.close();
+      await sw?.close();
+    },
+  };
+}

@@ -1,0 +1,113 @@
+import { describe, expect, it } from "vitest";
+import { defaultThresholds, FleetState, type StateChange } from "@pifleet/coordinator";
+import { v1 } from "@pifleet/proto";
+
+function setup(n = 3) {
+  let now = 1_000_000;
+  const fleet = new FleetState(
+    Array.from({ length: n }, (_, i) => ({ name: `pi0${i + 1}`, port: i + 1 })),
+    { ...defaultThresholds(1000), startupGraceMs: 0 },
+    { now: () => now, fileserver: "fs" },
+  );
+  const changes: StateChange[] = [];
+  fleet.on("state", (c) => changes.push(c));
+  return { fleet, changes, tick: (ms: number) => (now += ms), at: () => now };
+}
+
+const good = (pi: string) =>
+  v1.PiReport.create({ pi, apache: { reachable: true, busyWorkers: 1, idleWorkers: 9 }, probe: { ok: true, status: 200 }, rootfs: { stalled: false } });
+
+describe("fleet state", () => {
+  it("moves unknown → healthy → suspect → down with silence, each change an event with its reason", () => {
+    const { fleet, changes, tick, at } = setup(1);
+    fleet.report("pi01", good("pi01"), at());
+    tick(2500);
+    fleet.sweep(at());
+    tick(600);
+    fleet.sweep(at());
+    expect(changes.map((c) => `${c.from}→${c.to}`)).toEqual(["unknown→healthy", "healthy→suspect", "suspect→down"]);
+    expect(changes[1].reason).toMatch(/late/);
+    expect(changes.every((c) => c.actor === "judge")).toBe(true);
+    expect(fleet.pis.get("pi01")!.status.state).toBe(v1.PiState.PI_STATE_DOWN);
+  });
+
+  it("a sweep marks only the Pis whose last report is late", () => {
+    const { fleet, tick, at } = setup(3);
+    for (const p of ["pi01", "pi02", "pi03"]) fleet.report(p, good(p), at());
+    tick(1500);
+    fleet.report("pi01", good("pi01"), at()); // pi01 is now the most recent
+    tick(1000);
+    fleet.sweep(at());
+    expect([...fleet.pis.values()].map((e) => e.health)).toEqual(["healthy", "suspect", "suspect"]);
+  });
+
+  it("a recovery state is shown over the judge's verdict, which keeps being computed, and null hands back", () => {
+    const { fleet, changes, tick, at } = setup(1);
+    fleet.report("pi01", good("pi01"), at());
+    fleet.setRecoveryState("pi01", "power-cycling", "port 1 off", "recovery");
+    tick(3500);
+    fleet.sweep(at());
+    expect(fleet.pis.get("pi01")!.state).toBe("power-cycling");
+    expect(fleet.health("pi01")).toBe("down");
+    fleet.setRecoveryState("pi01", "booting", "power restored");
+    fleet.report("pi01", good("pi01"), at());
+    expect(fleet.health("pi01")).toBe("healthy");
+    expect(fleet.pis.get("pi01")!.state).toBe("booting");
+    fleet.setRecoveryState("pi01", null, "recovered");
+    expect(changes.map((c) => `${c.from}→${c.to}:${c.actor}`)).toEqual([
+      "unknown→healthy:judge",
+      "healthy→power-cycling:recovery",
+      "power-cycling→booting:recovery",
+      "booting→healthy:recovery",
+    ]);
+    expect(changes.at(-1)!.reason).toBe("recovered");
+    expect(() => fleet.setRecoveryState("pi01", "healthy" as never, "x")).toThrow(/not a recovery state/);
+  });
+
+  it("replayed reports are passed on but not judged", () => {
+    const { fleet, changes, at } = setup(1);
+    const seen: boolean[] = [];
+    fleet.on("report", (_p, r) => seen.push(r.replayed));
+    fleet.report("pi01", v1.PiReport.create({ ...good("pi01"), replayed: true }), at());
+    expect(changes).toEqual([]);
+    expect(seen).toEqual([true]);
+    expect(fleet.pis.get("pi01")!.report).toBeNull();
+  });
+
+  it("keeps per-state counts and the fleet's healthy count as states change", () => {
+    const { fleet, at } = setup(3);
+    expect(fleet.stateCounts().get(v1.PiState.PI_STATE_UNKNOWN)).toBe(3);
+    fleet.report("pi01", good("pi01"), at());
+    fleet.report("pi02", good("pi02"), at());
+    expect(fleet.fleetStatus.pisHealthy).toBe(2);
+    expect(fleet.fleetStatus.pisTotal).toBe(3);
+    expect(fleet.stateCounts().get(v1.PiState.PI_STATE_UNKNOWN)).toBe(1);
+  });
+
+  it("restores stored state, recovery states included, and round-trips the last report", () => {
+    const a = setup(2);
+    a.fleet.report("pi01", good("pi01"), a.at());
+    a.fleet.setRecoveryState("pi02", "quarantined", "still down after 3 attempts");
+    const rows = [...a.fleet.pis.values()].map((e) => a.fleet.record(e));
+    const b = setup(2);
+    b.fleet.restore(rows);
+    expect(b.fleet.pis.get("pi01")!.state).toBe("healthy");
+    expect(b.fleet.pis.get("pi01")!.report!.apache!.idleWorkers).toBe(9);
+    expect(b.fleet.pis.get("pi02")!.state).toBe("quarantined");
+    expect(b.fleet.pis.get("pi02")!.override).toBe("quarantined");
+    expect(b.fleet.fleetStatus.pisHealthy).toBe(1);
+  });
+
+  it("judges the fileserver from its reports and its silence", () => {
+    const { fleet, tick, at } = setup(1);
+    const seen: boolean[] = [];
+    fleet.on("fileserverHealth", (c) => seen.push(c.healthy));
+    fleet.fileserverReport("fs", v1.FileserverReport.create({ fileserver: "fs", healthy: true, nfsServerRunning: true }), at());
+    expect(fleet.fileserverHealthy()).toBe(true);
+    tick(3000);
+    fleet.sweep(at());
+    expect(fleet.fileserverHealthy()).toBe(false);
+    expect(seen).toEqual([true, false]);
+    expect(fleet.fleetStatus.fileserverHealthy).toBe(false);
+  });
+});

@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { decodeEnvelope, encodeEnvelope, encodeFeedWithStatuses, encodePiStatusWithReport, encodeSharedBody, envelopeAround, rawBodyOf, v1 } from "@pifleet/proto";
+
+describe("envelopeAround", () => {
+  it("wraps a once-encoded delta exactly as encodeEnvelope would, with each peer's seq", () => {
+    const delta: v1.FeedDelta.$Properties = {
+      pis: [{ name: "pi01", port: 1, state: v1.PiState.PI_STATE_HEALTHY, lastReport: { pi: "pi01", timeMs: 1_700_000_000_123 } }],
+      events: [{ id: 7, kind: "state", subject: "pi01", message: "unknown → healthy" }],
+      timeMs: 1_700_000_000_456,
+    };
+    const body = encodeSharedBody("delta", delta);
+    for (const seq of [1, 2, 300, 2 ** 40]) {
+      const framed = envelopeAround(seq, "delta", body);
+      expect(Buffer.from(framed)).toEqual(Buffer.from(encodeEnvelope({ seq, delta })));
+      const env = decodeEnvelope(framed);
+      expect(env.body).toBe("delta");
+      expect(env.seq).toBe(seq);
+      expect(env.delta!.pis![0].lastReport!.timeMs).toBe(1_700_000_000_123);
+    }
+  });
+
+  it("wraps a snapshot too", () => {
+    const snap: v1.FeedSnapshot.$Properties = { fleet: "seed", pis: [{ name: "pi02", port: 2 }], fleetStatus: { pisTotal: 8 } };
+    const env = decodeEnvelope(envelopeAround(1, "snapshot", encodeSharedBody("snapshot", snap)));
+    expect(env.body).toBe("snapshot");
+    expect(env.snapshot!.fleet).toBe("seed");
+    expect(env.snapshot!.fleetStatus!.pisTotal).toBe(8);
+  });
+});
+
+describe("forwarding a report without re-encoding it", () => {
+  const report: v1.PiReport.$Properties = { pi: "pi03", timeMs: 1_700_000_000_999, apache: { reachable: true, busyWorkers: 2, idleWorkers: 8, scoreboard: "WW________" }, net: [{ interface: "eth0", rxBytes: 2 ** 40 }] };
+
+  it("rawBodyOf finds the report's own bytes in a frame", () => {
+    const frame = encodeEnvelope({ seq: 77, piReport: report });
+    const raw = rawBodyOf(frame, "piReport")!;
+    expect(Buffer.from(raw)).toEqual(Buffer.from(v1.PiReport.encode(report).finish()));
+    expect(rawBodyOf(encodeEnvelope({ seq: 1, hello: { identity: "pi03", nonce: new Uint8Array(32) } }), "piReport")).toBeUndefined();
+  });
+
+  it("a delta assembled from spliced statuses decodes like one encoded whole", () => {
+    const raw = rawBodyOf(encodeEnvelope({ seq: 77, piReport: report }), "piReport")!;
+    const status = { name: "pi03", port: 3, state: v1.PiState.PI_STATE_SUSPECT, reason: "late", lastSeenMs: 1_700_000_001_000, connected: true };
+    const spliced = encodeFeedWithStatuses("delta", { timeMs: 5, events: [{ id: 9, kind: "state" }] }, [encodePiStatusWithReport(status, raw), encodePiStatusWithReport({ name: "pi04", port: 4 }, null)]);
+    const whole = v1.FeedDelta.encode({ timeMs: 5, events: [{ id: 9, kind: "state" }], pis: [{ ...status, lastReport: report }, { name: "pi04", port: 4 }] }).finish();
+    expect(v1.FeedDelta.toObject(v1.FeedDelta.decode(spliced))).toEqual(v1.FeedDelta.toObject(v1.FeedDelta.decode(whole)));
+    const env = decodeEnvelope(envelopeAround(3, "delta", spliced));
+    expect(env.delta!.pis![0].lastReport!.net![0].rxBytes).toBe(2 ** 40);
+    const snap = v1.FeedSnapshot.decode(encodeFeedWithStatuses("snapshot", { fleet: "seed" }, [encodePiStatusWithReport(status, raw)]));
+    expect(snap.fleet).toBe("seed");
+    expect(snap.pis[0].lastReport!.apache!.scoreboard).toBe("WW________");
+  });
+});
+
+describe("64-bit fields", () => {
+  it("decode as plain numbers, as the generated types promise", () => {
+    const env = decodeEnvelope(encodeEnvelope({ seq: 12, piReport: { pi: "pi01", timeMs: 1_795_625_305_529, uptimeS: 86_400 } }));
+    expect(typeof env.seq).toBe("number");
+    expect(env.piReport!.timeMs).toBe(1_795_625_305_529);
+    expect(Date.now() - (env.piReport!.timeMs as number)).not.toBeNaN();
+  });
+});
+
+describe("64-bit defaults", () => {
+  it("an absent uint64 field reads as 0, not a (truthy) Long zero", () => {
+    const s = decodeEnvelope(encodeEnvelope({ seq: 1, delta: { pis: [{ name: "pi01", port: 1 }] } })).delta!.pis![0];
+    expect(s.lastSeenMs).toBe(0);
+    expect(v1.PiStatus.create().stateSinceMs).toBe(0);
+  });
+});

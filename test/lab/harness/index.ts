@@ -1,0 +1,15 @@
+export { cached, cacheRoot, recipeHash, repoRoot } from "./cache.js";
+export { run, CommandError } from "./exec.js";
+export { debianKernel, moduleClosure, resolveDebianKernel, type Kernel } from "./kernel.js";
+export { labInitramfs, initrdWithFiles, INITRAMFS_MODULES, type Initramfs } from "./initramfs.js";
+export { newcArchive, type CpioFile } from "./cpio.js";
+export { detectAccel, KVM, TCG, type Accel } from "./accel.js";
+export { Vm, type Marker, type VmDisk, type VmOptions } from "./vm.js";
+export { Wire } from "./wire.js";
+export { QmpClient } from "./qmp.js";
+export { systemdRootfs, type Rootfs, type RootfsRecipe } from "./rootfs.js";
+export { pifleetApp, type AppImage, type AppProgram } from "./app.js";
+export { ext4Image } from "./disk.js";
+export { debianSources, hostCodename } from "./apt-sources.js";
+export { Lab, type LabFiles, type SystemdVmOptions, type TinyVmOptions } from "./lab.js";
+export { switchVm, switchVlanLines, type SwitchVmOptions } from "./switch.js";

@@ -1,0 +1,3 @@
+import { createLogger } from "@pifleet/core";
+
+export const labLog = createLogger("lab");
