@@ -1,6 +1,6 @@
+import { freePort } from "@pifleet/core";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, chmodSync, existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -31,16 +31,7 @@ export interface ApacheOptions {
   port?: number;
 }
 
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export function apacheConfig(dir: string, host: string, port: number, extendedStatus: boolean): string {
   const listen = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;

@@ -1,12 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "@pifleet/core";
+import { createLogger, freePort } from "@pifleet/core";
 import { startDemo, type DemoHandle } from "../../packages/cli/src/demo/run.js";
 import { openBrowser } from "./chromium.mjs";
 import { inOrder, recordTileStates, type StateChange } from "./state-recorder.js";
@@ -21,13 +20,6 @@ const PIS = 8;
 const VICTIM = "pi03";
 const OPERATED = "pi05";
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen({ host: "::", port: 0 }, r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const tileState = (page: Page, pi: string) => page.locator(`#grid .tile[data-pi="${pi}"]`).getAttribute("data-state");
 const events = (page: Page, pi: string) =>
@@ -49,8 +41,8 @@ describe("dashboard in headless Chromium against a running demo shelf", () => {
     demo = await startDemo({
       pis: PIS,
       dir,
-      port: await freePort(),
-      httpPort: await freePort(),
+      port: await freePort("::"),
+      httpPort: await freePort("::"),
       // Short waits so a recovery takes seconds; the guards (concurrency, dark share) stay on.
       recovery: { confirmMs: 1000, suspectActMs: 3000, startupGraceMs: 4000, backoffMs: 1000, bootTimeoutMs: 20_000 },
       logger: createLogger("dashboard-test", { level: "warn" }),

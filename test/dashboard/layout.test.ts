@@ -1,12 +1,11 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "@pifleet/core";
+import { createLogger, freePort } from "@pifleet/core";
 import { SimFleet, SqliteStore, createToken, enrollAgent } from "@pifleet/coordinator";
 import { dashboardDir } from "@pifleet/dashboard";
 import { openBrowser } from "./chromium.mjs";
@@ -22,13 +21,6 @@ const FLEET = path.join(root, "examples/shelf-96.yaml");
 const SILENT = ["pi94", "pi95", "pi96"];
 const FAILING = ["pi17", "pi42"];
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen({ host: "::", port: 0 }, r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe("dashboard layout with a full shelf of 96 Pis at 1440×900", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "pifleet-dashboard-layout-"));
@@ -42,7 +34,7 @@ describe("dashboard layout with a full shelf of 96 Pis at 1440×900", () => {
     if (!existsSync(COORDINATOR)) throw new Error(`${COORDINATOR} is missing: build first (pnpm exec tsc -b)`);
     mkdirSync(artifacts, { recursive: true });
     execFileSync(process.execPath, [path.join(root, "packages/dashboard/build.mjs")], { stdio: "inherit" });
-    const port = await freePort();
+    const port = await freePort("::");
     const db = path.join(dir, "coordinator.db");
     const store = new SqliteStore(db);
     const names = Array.from({ length: 96 }, (_, i) => `pi${String(i + 1).padStart(2, "0")}`);

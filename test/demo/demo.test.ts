@@ -1,3 +1,4 @@
+import { freePort } from "@pifleet/core";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -15,13 +16,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const CLI = path.join(root, "packages/cli/dist/main.js");
 const PIS = 8;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen({ host: "::", port: 0 }, r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Can this port be bound again, on both loopbacks? */
 async function free(port: number): Promise<boolean> {
@@ -74,8 +68,8 @@ describe("pifleet demo, the real command", () => {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (pnpm exec tsc -b)`);
     // The page the demo serves is the bundle `pnpm build` makes.
     execFileSync(process.execPath, [path.join(root, "packages/dashboard/build.mjs")], { stdio: "inherit" });
-    port = await freePort();
-    httpPort = await freePort();
+    port = await freePort("::");
+    httpPort = await freePort("::");
     demo = spawn(process.execPath, [CLI, "demo", "--pis", String(PIS), "--dir", dir, "--port", String(port), "--http-port", String(httpPort)], {
       cwd: root,
       env: { ...process.env, PIFLEET_LOG_LEVEL: "warn", PIFLEET_LOG_FORMAT: "json" },

@@ -13,3 +13,4 @@ export * from "./render/table.js";
 export * from "./runtime/log.js";
 export * from "./runtime/sd-notify.js";
 export type { BenchRow } from "./bench/row.js";
+export * from "./net/free-port.js";

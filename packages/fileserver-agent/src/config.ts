@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { FleetError, loadConfig, parseConfig, zodIssues } from "@pifleet/core";
+import { CoordinatorLinkSchema, enrolledNameSchema, FleetError, loadConfig, parseConfig, zodIssues } from "@pifleet/core";
 
 const absolutePath = z.string().startsWith("/", "must be an absolute path");
 
@@ -7,20 +7,9 @@ const absolutePath = z.string().startsWith("/", "must be an absolute path");
 export const FileserverConfigSchema = z.strictObject({
   /** The fleet file the plan is derived from; re-read on every report, so edits take effect. */
   fleet: absolutePath.default("/etc/pifleet/fleet.yaml"),
-  coordinator: z.strictObject({
-    /** ws://[addr]:7300/agent, or wss:// in production. */
-    url: z.string().refine((s) => {
-      try {
-        return ["ws:", "wss:"].includes(new URL(s).protocol);
-      } catch {
-        return false;
-      }
-    }, "must be a ws:// or wss:// URL"),
-    /** PEM bundle to trust for wss:// (a private CA). */
-    ca: absolutePath.optional(),
-  }),
+  coordinator: CoordinatorLinkSchema,
   /** The fileserver's enrolled name. */
-  identity: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be the fileserver's enrolled name (a lower-case hostname label)"),
+  identity: enrolledNameSchema("the fileserver"),
   /** File holding the secret `pifleet enroll` issued (mode 0600). */
   secretFile: absolutePath,
   intervalMs: z.int().min(500).max(600_000).default(5000),

@@ -1,3 +1,4 @@
+import { freePort } from "@pifleet/core";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -37,13 +38,7 @@ export async function startBackend(name: string): Promise<Backend> {
   };
 }
 
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort };
 
 export interface Haproxy {
   dir: string;

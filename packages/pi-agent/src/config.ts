@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { FleetError, loadConfig, parseConfig, zodIssues } from "@pifleet/core";
+import { CoordinatorLinkSchema, enrolledNameSchema, FleetError, loadConfig, parseConfig, zodIssues } from "@pifleet/core";
 
 const ms = (min: number, max: number) => z.int().min(min).max(max);
 const absolutePath = z.string().startsWith("/", "must be an absolute path");
@@ -57,20 +57,9 @@ export const CollectorsSchema = z
 
 export const AgentConfigSchema = z
   .strictObject({
-    coordinator: z.strictObject({
-      /** ws://[addr]:7300/agent, or wss:// in production. */
-      url: z.string().refine((s) => {
-        try {
-          return ["ws:", "wss:"].includes(new URL(s).protocol);
-        } catch {
-          return false;
-        }
-      }, "must be a ws:// or wss:// URL"),
-      /** PEM bundle to trust for wss:// (a private CA). */
-      ca: absolutePath.optional(),
-    }),
+    coordinator: CoordinatorLinkSchema,
     /** The Pi's enrolled name. */
-    identity: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be the Pi's enrolled name (a lower-case hostname label)"),
+    identity: enrolledNameSchema("the Pi"),
     /** File holding the secret `pifleet enroll` issued (mode 0600). */
     secretFile: absolutePath,
     /** Source address for the coordinator connection: the Pi's eth0.131 IPv6 address. */

@@ -1,5 +1,5 @@
+import { freePorts } from "@pifleet/core";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -105,14 +105,4 @@ export async function startShelf(o: ShelfOptions): Promise<Shelf> {
   }
 }
 
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<import("node:net").Server>((resolve) => {
-      const s = createServer();
-      s.listen({ host: "::", port: 0 }, () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as import("node:net").AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts };

@@ -4,7 +4,7 @@ import { createInterface } from "node:readline/promises";
 import { CommanderError, type Command } from "commander";
 import { createLogger } from "@pifleet/core";
 import { FleetClient, v1 } from "@pifleet/proto";
-import { EnrollmentError, tokenName } from "@pifleet/coordinator";
+import { feedCredentials, feedUrl } from "../feed-credentials.js";
 import { UsageError } from "../usage-error.js";
 
 type Action = "cycle" | "drain" | "undrain" | "rebuild" | "release";
@@ -64,17 +64,8 @@ export function registerOperate(program: Command): void {
 async function operate(action: Action, pi: string, opts: OperateOpts, powers: boolean): Promise<void> {
   const rawUrl = opts.url ?? process.env.PIFLEET_URL;
   if (!rawUrl) throw new UsageError("--url or $PIFLEET_URL is required (the coordinator's feed, e.g. ws://[::1]:7300/feed)");
-  if (!/^wss?:\/\//.test(rawUrl)) throw new UsageError(`--url: "${rawUrl}" must start with ws:// or wss://`);
-  const url = /\/(feed|agent)$/.test(rawUrl) ? rawUrl : `${rawUrl.replace(/\/$/, "")}/feed`;
-  const token = (opts.token ?? (opts.tokenFile ? readToken(opts.tokenFile) : process.env.PIFLEET_TOKEN) ?? "").trim();
-  if (!token) throw new UsageError("--token, --token-file or $PIFLEET_TOKEN is required (an operator token)");
-  let name: string;
-  try {
-    name = tokenName(token);
-  } catch (err) {
-    if (err instanceof EnrollmentError) throw new UsageError(err.message);
-    throw err;
-  }
+  const url = feedUrl(rawUrl);
+  const { token, name } = feedCredentials(opts, "an operator token");
   const timeoutS = Number(opts.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout: "${opts.timeout}" must be a positive number of seconds`);
 
@@ -98,14 +89,6 @@ async function operate(action: Action, pi: string, opts: OperateOpts, powers: bo
   }
   process.stderr.write(`pifleet: ${action} ${pi} refused: ${reply.message}\n`);
   process.exitCode = REFUSED;
-}
-
-function readToken(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UsageError(`--token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
 }
 
 async function confirm(question: string): Promise<boolean> {

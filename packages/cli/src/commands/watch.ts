@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { createLogger } from "@pifleet/core";
 import { FleetClient, v1 } from "@pifleet/proto";
-import { EnrollmentError, FeedMirror, fleetEventJson, piStatusJson, renderWatch, tokenName, type FeedUpdate } from "@pifleet/coordinator";
+import { FeedMirror, fleetEventJson, piStatusJson, renderWatch, type FeedUpdate } from "@pifleet/coordinator";
+import { feedCredentials, feedUrl } from "../feed-credentials.js";
 import { UsageError } from "../usage-error.js";
 
 interface WatchOpts {
@@ -26,16 +27,8 @@ export function registerWatch(program: Command): void {
 }
 
 async function watch(opts: WatchOpts): Promise<void> {
-  const token = (opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, "utf8") : process.env.PIFLEET_TOKEN) ?? "").trim();
-  if (!token) throw new UsageError("--token, --token-file or $PIFLEET_TOKEN is required");
-  let name: string;
-  try {
-    name = tokenName(token);
-  } catch (err) {
-    if (err instanceof EnrollmentError) throw new UsageError(err.message);
-    throw err;
-  }
-  const url = /\/(feed|agent)$/.test(opts.url) ? opts.url : `${opts.url.replace(/\/$/, "")}/feed`;
+  const { token, name } = feedCredentials(opts);
+  const url = feedUrl(opts.url);
   const client = new FleetClient({
     url,
     role: v1.Role.ROLE_WATCHER,

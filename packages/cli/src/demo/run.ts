@@ -1,11 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
-import { checkFleet, plan, type Logger } from "@pifleet/core";
+import { checkFleet, plan, type Logger, freePorts } from "@pifleet/core";
 import { SqliteStore, enrollAgent, createToken } from "@pifleet/coordinator";
 import { dashboardDir } from "@pifleet/dashboard";
 import { startSwitchEmulator, type SwitchEmulator } from "@pifleet/switch";
@@ -302,17 +301,6 @@ function signalled(): Promise<void> {
   });
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<import("node:net").Server>((resolve) => {
-      const s = createServer();
-      s.listen(0, "127.0.0.1", () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as import("node:net").AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 async function waitForHttp(url: string, timeoutMs: number, child: import("node:child_process").ChildProcess): Promise<void> {
   const end = Date.now() + timeoutMs;

@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { checkFleet, createLogger, type BenchRow, type FleetInput } from "@pifleet/core";
+import { checkFleet, createLogger, type BenchRow, type FleetInput, freePort } from "@pifleet/core";
 import { FleetClient, v1 } from "@pifleet/proto";
 import { startSwitchEmulator, type SwitchEmulator } from "@pifleet/switch";
 import { createToken, enrollAgent } from "../enrollment.js";
@@ -49,13 +48,6 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen({ host: "127.0.0.1", port: 0 }, r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
-import type { z } from "zod";
+import { z as zod, type z } from "zod";
 import { FleetError, formatPath, type FieldIssue } from "./errors.js";
 
 /** Zod issues as field issues: `path: message`, unknown keys named. */
@@ -45,4 +45,27 @@ export function readConfigText(file: string): string {
 
 export function loadConfig<S extends z.ZodType>(schema: S, file: string): z.infer<S> {
   return parseConfig(schema, readConfigText(file), file);
+}
+
+/** Field schemas every agent config shares. */
+export const absolutePathSchema = zod.string().startsWith("/", "must be an absolute path");
+
+export const wsUrlSchema = zod.string().refine((s) => {
+  try {
+    return ["ws:", "wss:"].includes(new URL(s).protocol);
+  } catch {
+    return false;
+  }
+}, "must be a ws:// or wss:// URL");
+
+/** How an agent reaches the coordinator. */
+export const CoordinatorLinkSchema = zod.strictObject({
+  /** ws://[addr]:7300/agent, or wss:// in production. */
+  url: wsUrlSchema,
+  /** PEM bundle to trust for wss:// (a private CA). */
+  ca: absolutePathSchema.optional(),
+});
+
+export function enrolledNameSchema(what: string) {
+  return zod.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, `must be ${what}'s enrolled name (a lower-case hostname label)`);
 }
