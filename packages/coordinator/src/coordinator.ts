@@ -1,4 +1,5 @@
 import type { AddressInfo } from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createLogger, type Logger } from "@pifleet/core";
 import { piStateName, v1 } from "@pifleet/proto";
 import { Authenticator } from "./auth.js";
@@ -50,8 +51,11 @@ export class Coordinator {
   private readonly storeDirty = new Set<PiEntry>();
   private timers: NodeJS.Timeout[] = [];
   private flushing = false;
+  private stopped = false;
   private startedAt = 0;
   private lastRevocationCheck = Date.now();
+  /** Event-loop delay since the last /metrics scrape: a stalled loop delays every report. */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   private address_: AddressInfo | undefined;
 
   constructor(private readonly o: CoordinatorOptions) {
@@ -118,6 +122,7 @@ export class Coordinator {
   async start(): Promise<AddressInfo> {
     this.startedAt = Date.now();
     this.address_ = await this.http.listen();
+    this.loopDelay.enable();
     const sweepMs = Math.max(10, Math.min(100, Math.floor(this.settings.reportIntervalMs / 20)));
     this.timers.push(
       setInterval(() => this.fleet.sweep(), sweepMs),
@@ -130,8 +135,11 @@ export class Coordinator {
 
   /** Stops serving: closes every connection, sends what is pending, writes every Pi's state. */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.loopDelay.disable();
     this.feed.flush();
     const listening = this.http.close(); // stops accepting at once, so no agent slips back in
     await this.gateway.closeAll(1001, "coordinator stopping");
@@ -209,6 +217,16 @@ export class Coordinator {
     );
     m.gauge("pifleet_fileserver_healthy", "1 when the fileserver reports healthy on time.", () => (this.fleet.fileserverHealthy() ? 1 : 0));
     m.gauge("pifleet_commands_in_flight", "Commands awaiting a result.", () => this.commands.inFlight);
+    m.gauge("pifleet_event_loop_delay_seconds", "Event-loop delay since the previous scrape (10 ms resolution).", () => {
+      const d = this.loopDelay;
+      const rows: Array<[Record<string, string>, number]> = [
+        [{ quantile: "0.5" }, d.count ? d.percentile(50) / 1e9 : 0],
+        [{ quantile: "0.99" }, d.count ? d.percentile(99) / 1e9 : 0],
+        [{ quantile: "1" }, d.count ? d.max / 1e9 : 0],
+      ];
+      d.reset();
+      return rows;
+    });
   }
 
   private saveStates(entries: Iterable<PiEntry>): void {

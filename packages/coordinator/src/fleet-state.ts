@@ -36,12 +36,13 @@ export interface PiRef {
 
 /**
  * One Pi as the coordinator sees it. `status` is the message the feed encodes, except that its
- * last report is kept apart: decoded in `report` for judging, and as received in `reportBytes`,
- * which the feed and the database take as they are.
+ * last report is kept apart, as received (`reportBytes`): the feed and the database take those
+ * bytes as they are. The decoded report is judged on arrival and not kept — objects that live
+ * exactly one report interval would all survive the young generation and make the garbage
+ * collector pause for the whole fleet.
  */
 export class PiEntry {
   readonly status: v1.PiStatus;
-  report: v1.PiReport | null = null;
   reportBytes: Uint8Array | null = null;
   health: Health = "unknown";
   healthReason = "waiting for the first report";
@@ -63,6 +64,11 @@ export class PiEntry {
 
   get state(): DisplayState {
     return displayStateName(this.status.state);
+  }
+
+  /** The last report, decoded on demand. */
+  lastReport(): v1.PiReport | null {
+    return this.reportBytes ? v1.PiReport.decode(this.reportBytes) : null;
   }
 }
 
@@ -152,7 +158,7 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
       }
       if (row.lastReport) {
         try {
-          e.report = v1.PiReport.decode(row.lastReport);
+          v1.PiReport.decode(row.lastReport);
           e.reportBytes = row.lastReport;
         } catch {
           // A report the current schema cannot read is only history; the next report replaces it.
@@ -172,7 +178,6 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     }
     e.lastReportAt = at;
     e.status.lastSeenMs = at;
-    e.report = report;
     e.reportBytes = raw ?? v1.PiReport.encode(report).finish();
     this.unheard.delete(name);
     this.byLastReport.delete(name);
@@ -183,19 +188,19 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     this.emit("report", name, report, e.health);
   }
 
-  /** Judges silence: call a few times per report interval. Cost: the late Pis only. */
+  /** Judges silence (no report content needed): call a few times per interval. Cost: the late Pis only. */
   sweep(now = this.now()): void {
     const t = this.thresholds;
     if (this.unheard.size > 0 && now - this.watchingSince >= t.startupGraceMs) {
       for (const [name, e] of this.unheard) {
-        const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt, report: e.report }, t);
+        const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt }, t);
         if (v) this.applyVerdict(e, v, now);
         if (e.health === "down") this.unheard.delete(name);
       }
     }
     for (const [name, e] of this.byLastReport) {
       if (now - (e.lastReportAt ?? 0) <= t.suspectAfterMs) break;
-      const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt, report: e.report }, t);
+      const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt }, t);
       if (v) this.applyVerdict(e, v, now);
       // Down stays down until a report: no need to look at it again.
       if (e.health === "down") this.byLastReport.delete(name);

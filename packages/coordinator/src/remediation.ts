@@ -109,7 +109,11 @@ export async function startRemediation(opts: {
     setState: (pi, state, reason) => c.setRecoveryState(pi, state, reason),
     setHeld: (pi, held) => c.fleet.setHeld(pi, held),
     setAttempts: (pi, n) => c.fleet.setAttempts(pi, n),
-    audit: (e) => void c.audit({ kind: e.kind, subject: e.subject, message: e.message, actor: e.actor ?? "recovery", fields: e.fields }),
+    audit: (e) => {
+      // The gateway already records every operator request with its outcome and the operator's role.
+      if (e.kind === "operator") return;
+      c.audit({ kind: e.kind, subject: e.subject, message: e.message, actor: e.actor ?? "recovery", fields: e.fields });
+    },
     logger: logger.child({ part: "recovery" }),
     config,
   });

@@ -71,7 +71,7 @@ describe("fleet state", () => {
     fleet.report("pi01", v1.PiReport.create({ ...good("pi01"), replayed: true }), at());
     expect(changes).toEqual([]);
     expect(seen).toEqual([true]);
-    expect(fleet.pis.get("pi01")!.report).toBeNull();
+    expect(fleet.pis.get("pi01")!.lastReport()).toBeNull();
   });
 
   it("keeps per-state counts and the fleet's healthy count as states change", () => {
@@ -92,7 +92,7 @@ describe("fleet state", () => {
     const b = setup(2);
     b.fleet.restore(rows);
     expect(b.fleet.pis.get("pi01")!.state).toBe("healthy");
-    expect(b.fleet.pis.get("pi01")!.report!.apache!.idleWorkers).toBe(9);
+    expect(b.fleet.pis.get("pi01")!.lastReport()!.apache!.idleWorkers).toBe(9);
     expect(b.fleet.pis.get("pi02")!.state).toBe("quarantined");
     expect(b.fleet.pis.get("pi02")!.override).toBe("quarantined");
     expect(b.fleet.fleetStatus.pisHealthy).toBe(1);

@@ -134,6 +134,7 @@ describe("operators, commands and connections", () => {
       /^pifleet_report_feed_latency_seconds_bucket\{le="0.02"\} [1-9]\d*$/m,
       /^pifleet_report_feed_latency_seconds_count [1-9]\d*$/m,
       /^pifleet_watchers 2$/m,
+      /^pifleet_event_loop_delay_seconds\{quantile="0.99"\} [\d.e-]+$/m,
       /^# TYPE pifleet_report_feed_latency_seconds histogram$/m,
     ]) {
       expect(text).toMatch(series);
@@ -146,11 +147,17 @@ describe("listening and serving", () => {
   it("listens dual-stack on :: by default: agents on ::1 and 127.0.0.1 both reach a watcher", async () => {
     const h = await startCoordinator({ host: "::", pis: ["pi01", "pi02"], settings: { reportIntervalMs: INTERVAL } });
     try {
-      const sim6 = new SimFleet({ url: h.coord.url("agent", "::1"), agents: [{ identity: "pi01", secret: h.secrets.get("pi01")! }], intervalMs: INTERVAL });
+      // one FleetClient agent, one lean simulated agent (pre-encoded reports, time_ms appended)
+      const sim6 = new SimFleet({ url: h.coord.url("agent", "::1"), agents: [{ identity: "pi01", secret: h.secrets.get("pi01")! }], intervalMs: INTERVAL, lean: true, leanRefresh: 3 });
       const sim4 = new SimFleet({ url: h.coord.url("agent", "127.0.0.1"), agents: [{ identity: "pi02", secret: h.secrets.get("pi02")! }], intervalMs: INTERVAL });
       await Promise.all([sim6.start(), sim4.start()]);
       const w = new Watcher(h.coord.url("feed", "127.0.0.1"), h.watcherToken, "watch");
       await w.until("both healthy", () => w.state("pi01") === "PI_STATE_HEALTHY" && w.state("pi02") === "PI_STATE_HEALTHY");
+      const t = await w.reportAfter("pi01", Date.now());
+      expect(t).toBeLessThanOrEqual(Date.now());
+      sim6.setFault("pi01", "probe-fail");
+      await w.until("the lean agent's fault reaches the judge", () => w.state("pi01") === "PI_STATE_SUSPECT");
+      expect(w.mirror.pis.get("pi01")!.reason).toMatch(/HTTP probe failed: status 500/);
       await Promise.all([w.stop(), sim6.stop(), sim4.stop()]);
     } finally {
       await h.stop();
@@ -177,7 +184,7 @@ describe("listening and serving", () => {
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     } finally {
       await c.stop();
-      h.store.close();
+      await h.stop();
     }
   });
 
@@ -201,7 +208,7 @@ describe("listening and serving", () => {
       await client.stop();
     } finally {
       await c.stop();
-      h.store.close();
+      await h.stop();
     }
   });
 
@@ -235,7 +242,7 @@ describe("listening and serving", () => {
       raw.ws.close();
     } finally {
       await c.stop();
-      h.store.close();
+      await h.stop();
     }
   });
 });

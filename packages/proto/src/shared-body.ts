@@ -6,16 +6,9 @@ const FIELD = { snapshot: 18, delta: 19 } as const;
 export type SharedBodyName = keyof typeof FIELD;
 
 /**
- * A feed delta goes to every watcher. Encoding it once and wrapping the same bytes in each
- * watcher's envelope (which differs only in `seq`) keeps the cost per watcher to a copy.
+ * The Envelope{version, seq, <name>: body} that encodeEnvelope would produce, from body bytes
+ * encoded once: a feed delta goes to every watcher, and their envelopes differ only in `seq`.
  */
-export function encodeSharedBody(name: "delta", body: v1.FeedDelta.$Properties): Uint8Array;
-export function encodeSharedBody(name: "snapshot", body: v1.FeedSnapshot.$Properties): Uint8Array;
-export function encodeSharedBody(name: SharedBodyName, body: v1.FeedDelta.$Properties | v1.FeedSnapshot.$Properties): Uint8Array {
-  return name === "delta" ? v1.FeedDelta.encode(body as v1.FeedDelta.$Properties).finish() : v1.FeedSnapshot.encode(body as v1.FeedSnapshot.$Properties).finish();
-}
-
-/** The Envelope{version, seq, <name>: body} that encodeEnvelope would produce, from pre-encoded body bytes. */
 export function envelopeAround(seq: number, name: SharedBodyName, body: Uint8Array): Uint8Array {
   const w = $protobuf.Writer.create();
   w.uint32(8).uint32(PROTOCOL_VERSION);
@@ -29,33 +22,152 @@ export function envelopeAround(seq: number, name: SharedBodyName, body: Uint8Arr
  * frame: the coordinator forwards a report to watchers and the database without re-encoding it.
  */
 export function rawBodyOf(frame: Uint8Array, name: "piReport"): Uint8Array | undefined {
+  // A few top-level fields to step over: read by hand, no Reader object per frame.
   const want = BODY_FIELD[name];
-  const r = $protobuf.Reader.create(frame);
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    if (tag >>> 3 === want && (tag & 7) === 2) {
-      const len = r.uint32();
-      return frame.slice(r.pos, r.pos + len);
+  let p = 0;
+  const n = frame.byteLength;
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      if (p >= n) return -1;
+      const b = frame[p++];
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) return v;
+      mul *= 128;
+      if (mul > 2 ** 63) return -1;
     }
-    r.skipType(tag & 7);
+  };
+  while (p < n) {
+    const tag = varint();
+    if (tag < 0) return undefined;
+    const wire = tag % 8;
+    if (wire === 0) {
+      if (varint() < 0) return undefined;
+    } else if (wire === 2) {
+      const len = varint();
+      if (len < 0 || p + len > n) return undefined;
+      // A copy, never a view: a Buffer's slice shares memory with the whole socket read.
+      if (Math.floor(tag / 8) === want) return new Uint8Array(frame.subarray(p, p + len));
+      p += len;
+    } else if (wire === 1) p += 8;
+    else if (wire === 5) p += 4;
+    else return undefined;
   }
   return undefined;
 }
 const BODY_FIELD = { piReport: 14 } as const;
 
-/** PiStatus bytes with `last_report` given already encoded (field 7); `status.lastReport` itself is not encoded. */
-export function encodePiStatusWithReport(status: v1.PiStatus.$Properties, report: Uint8Array | null | undefined): Uint8Array {
-  const w = v1.PiStatus.encode(status.lastReport == null ? status : { ...status, lastReport: null });
-  if (report) w.uint32((7 << 3) | 2).bytes(report);
-  return w.finish();
+/**
+ * PiStatus bytes with `last_report` given already encoded (field 7); `status.lastReport` itself is
+ * not encoded. Written by hand: the feed encodes one of these per report, and protobufjs' Writer
+ * allocates an object per field. The test checks it decodes exactly like v1.PiStatus.encode.
+ */
+export function encodePiStatusWithReport(s: v1.PiStatus.$Properties, report: Uint8Array | null | undefined): Uint8Array {
+  const name = s.name ?? "";
+  const reason = s.reason ?? "";
+  const nameLen = Buffer.byteLength(name);
+  const reasonLen = Buffer.byteLength(reason);
+  const port = s.port ?? 0;
+  const state = s.state ?? 0;
+  const seen = Number(s.lastSeenMs ?? 0);
+  const since = Number(s.stateSinceMs ?? 0);
+  const attempts = s.attempts ?? 0;
+  let size = 0;
+  if (nameLen) size += 1 + varintSize(nameLen) + nameLen;
+  if (port) size += 1 + varintSize(port);
+  if (state) size += 1 + varintSize(state);
+  if (reasonLen) size += 1 + varintSize(reasonLen) + reasonLen;
+  if (seen) size += 1 + varintSize(seen);
+  if (since) size += 1 + varintSize(since);
+  if (report) size += 1 + varintSize(report.byteLength) + report.byteLength;
+  if (attempts) size += 1 + varintSize(attempts);
+  if (s.connected) size += 2;
+  if (s.held) size += 2;
+  const b = Buffer.allocUnsafe(size);
+  let p = 0;
+  if (nameLen) {
+    b[p++] = (1 << 3) | 2;
+    p = writeVarint(b, p, nameLen);
+    p += b.write(name, p, "utf8");
+  }
+  if (port) {
+    b[p++] = 2 << 3;
+    p = writeVarint(b, p, port);
+  }
+  if (state) {
+    b[p++] = 3 << 3;
+    p = writeVarint(b, p, state);
+  }
+  if (reasonLen) {
+    b[p++] = (4 << 3) | 2;
+    p = writeVarint(b, p, reasonLen);
+    p += b.write(reason, p, "utf8");
+  }
+  if (seen) {
+    b[p++] = 5 << 3;
+    p = writeVarint(b, p, seen);
+  }
+  if (since) {
+    b[p++] = 6 << 3;
+    p = writeVarint(b, p, since);
+  }
+  if (report) {
+    b[p++] = (7 << 3) | 2;
+    p = writeVarint(b, p, report.byteLength);
+    b.set(report, p);
+    p += report.byteLength;
+  }
+  if (attempts) {
+    b[p++] = 8 << 3;
+    p = writeVarint(b, p, attempts);
+  }
+  if (s.connected) {
+    b[p++] = 9 << 3;
+    b[p++] = 1;
+  }
+  if (s.held) {
+    b[p++] = 10 << 3;
+    b[p++] = 1;
+  }
+  return b;
 }
 
 /** A FeedDelta or FeedSnapshot from PiStatus messages already encoded (repeated field `pis`: 1 in a delta, 2 in a snapshot). */
 export function encodeFeedWithStatuses(name: "delta", rest: Omit<v1.FeedDelta.$Properties, "pis">, statuses: Uint8Array[]): Uint8Array;
 export function encodeFeedWithStatuses(name: "snapshot", rest: Omit<v1.FeedSnapshot.$Properties, "pis">, statuses: Uint8Array[]): Uint8Array;
 export function encodeFeedWithStatuses(name: SharedBodyName, rest: object, statuses: Uint8Array[]): Uint8Array {
-  const w = name === "delta" ? v1.FeedDelta.encode(rest as v1.FeedDelta.$Properties) : v1.FeedSnapshot.encode(rest as v1.FeedSnapshot.$Properties);
+  const head = (name === "delta" ? v1.FeedDelta.encode(rest as v1.FeedDelta.$Properties) : v1.FeedSnapshot.encode(rest as v1.FeedSnapshot.$Properties)).finish();
   const tag = ((name === "delta" ? 1 : 2) << 3) | 2;
-  for (const s of statuses) w.uint32(tag).bytes(s);
-  return w.finish();
+  let size = head.byteLength;
+  for (const st of statuses) size += 1 + varintSize(st.byteLength) + st.byteLength;
+  const b = Buffer.allocUnsafe(size);
+  b.set(head, 0);
+  let p = head.byteLength;
+  for (const st of statuses) {
+    b[p++] = tag;
+    p = writeVarint(b, p, st.byteLength);
+    b.set(st, p);
+    p += st.byteLength;
+  }
+  return b;
+}
+
+/** Bytes of a base-128 varint for a non-negative integer below 2^53. */
+function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(b: Buffer, p: number, v: number): number {
+  while (v >= 128) {
+    b[p++] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  b[p++] = v;
+  return p;
 }

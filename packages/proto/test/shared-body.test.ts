@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeEnvelope, encodeEnvelope, encodeFeedWithStatuses, encodePiStatusWithReport, encodeSharedBody, envelopeAround, rawBodyOf, v1 } from "@pifleet/proto";
+import { decodeEnvelope, encodeEnvelope, encodeFeedWithStatuses, encodePiStatusWithReport, envelopeAround, rawBodyOf, v1 } from "@pifleet/proto";
 
 describe("envelopeAround", () => {
   it("wraps a once-encoded delta exactly as encodeEnvelope would, with each peer's seq", () => {
@@ -8,7 +8,7 @@ describe("envelopeAround", () => {
       events: [{ id: 7, kind: "state", subject: "pi01", message: "unknown → healthy" }],
       timeMs: 1_700_000_000_456,
     };
-    const body = encodeSharedBody("delta", delta);
+    const body = v1.FeedDelta.encode(delta).finish();
     for (const seq of [1, 2, 300, 2 ** 40]) {
       const framed = envelopeAround(seq, "delta", body);
       expect(Buffer.from(framed)).toEqual(Buffer.from(encodeEnvelope({ seq, delta })));
@@ -21,7 +21,7 @@ describe("envelopeAround", () => {
 
   it("wraps a snapshot too", () => {
     const snap: v1.FeedSnapshot.$Properties = { fleet: "seed", pis: [{ name: "pi02", port: 2 }], fleetStatus: { pisTotal: 8 } };
-    const env = decodeEnvelope(envelopeAround(1, "snapshot", encodeSharedBody("snapshot", snap)));
+    const env = decodeEnvelope(envelopeAround(1, "snapshot", v1.FeedSnapshot.encode(snap).finish()));
     expect(env.body).toBe("snapshot");
     expect(env.snapshot!.fleet).toBe("seed");
     expect(env.snapshot!.fleetStatus!.pisTotal).toBe(8);
@@ -36,6 +36,13 @@ describe("forwarding a report without re-encoding it", () => {
     const raw = rawBodyOf(frame, "piReport")!;
     expect(Buffer.from(raw)).toEqual(Buffer.from(v1.PiReport.encode(report).finish()));
     expect(rawBodyOf(encodeEnvelope({ seq: 1, hello: { identity: "pi03", nonce: new Uint8Array(32) } }), "piReport")).toBeUndefined();
+    expect(rawBodyOf(new Uint8Array([0x72, 0x05, 1, 2]), "piReport")).toBeUndefined(); // truncated
+    expect(rawBodyOf(new Uint8Array([0x08, 0xff, 0xff]), "piReport")).toBeUndefined(); // unterminated varint
+    // the bytes are a copy: changing the frame afterwards does not change them
+    const big = Buffer.from(encodeEnvelope({ seq: 2 ** 40, piReport: report }));
+    const copy = rawBodyOf(big, "piReport")!;
+    big.fill(0);
+    expect(v1.PiReport.decode(copy).pi).toBe("pi03");
   });
 
   it("a delta assembled from spliced statuses decodes like one encoded whole", () => {
@@ -66,5 +73,37 @@ describe("64-bit defaults", () => {
     const s = decodeEnvelope(encodeEnvelope({ seq: 1, delta: { pis: [{ name: "pi01", port: 1 }] } })).delta!.pis![0];
     expect(s.lastSeenMs).toBe(0);
     expect(v1.PiStatus.create().stateSinceMs).toBe(0);
+  });
+});
+
+describe("the hand-written PiStatus encoder", () => {
+  it("decodes exactly like protobufjs' own encoding, whatever fields are set", async () => {
+    const fc = await import("fast-check");
+    const report = v1.PiReport.encode({ pi: "pi01", timeMs: 1_795_625_305_529, apache: { reachable: true, scoreboard: "W_." } }).finish();
+    fc.assert(
+      fc.property(
+        fc.record(
+          {
+            name: fc.string({ unit: "grapheme", maxLength: 70 }),
+            port: fc.integer({ min: 0, max: 4096 }),
+            state: fc.integer({ min: 0, max: 8 }),
+            reason: fc.string({ unit: "grapheme", maxLength: 300 }),
+            lastSeenMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+            stateSinceMs: fc.integer({ min: 0, max: 2 ** 45 }),
+            attempts: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+            connected: fc.boolean(),
+            held: fc.boolean(),
+          },
+          { requiredKeys: [] },
+        ),
+        fc.boolean(),
+        (status, withReport) => {
+          const mine = v1.PiStatus.decode(encodePiStatusWithReport(status, withReport ? report : null));
+          const theirs = v1.PiStatus.decode(v1.PiStatus.encode({ ...status, lastReport: withReport ? v1.PiReport.decode(report) : null }).finish());
+          expect(v1.PiStatus.toObject(mine, { defaults: true })).toEqual(v1.PiStatus.toObject(theirs, { defaults: true }));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

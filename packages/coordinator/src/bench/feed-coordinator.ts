@@ -19,6 +19,16 @@ const coordinator = new Coordinator({
   logger: createLogger("coordinator", { level: "warn" }),
 });
 const { port } = await coordinator.start();
+if (process.env.PIFLEET_BENCH_VERBOSE) {
+  // Where the time goes when latency climbs: event-loop stalls, memory, connections.
+  const { monitorEventLoopDelay } = await import("node:perf_hooks");
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  setInterval(() => {
+    process.stderr.write(`${JSON.stringify({ lagMaxMs: Math.round(lag.max / 1e6), lagP99Ms: Math.round(lag.percentile(99) / 1e6), rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20), agents: coordinator.connectedAgents().length })}\n`);
+    lag.reset();
+  }, 1000).unref();
+}
 process.stdout.write(`${JSON.stringify({ port })}\n`);
 process.on("SIGTERM", () => {
   void coordinator.stop().finally(() => {

@@ -64,6 +64,15 @@ function child(args: string[]): Child {
   };
 }
 
+/** Share of time some task waited for a CPU (Linux PSI, last 60 s): how contended this machine was. */
+function cpuPressure(): string {
+  try {
+    return `${/avg60=([\d.]+)/.exec(readFileSync("/proc/pressure/cpu", "utf8"))?.[1] ?? "?"} %`;
+  } catch {
+    return "n/a";
+  }
+}
+
 function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -76,8 +85,11 @@ function rssMiB(pid: number): number {
 }
 
 /** Cumulative bucket counts of the coordinator's own report→feed histogram. */
-async function histogram(port: number): Promise<Array<[number, number]>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+async function scrape(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+function histogramOf(text: string): Array<[number, number]> {
   return [...text.matchAll(/^pifleet_report_feed_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1] === "+Inf" ? Infinity : Number(m[1]) * 1000, Number(m[2])]);
 }
 
@@ -156,8 +168,9 @@ async function benchFleet(n: number): Promise<BenchRow[]> {
 
     const pid = coord.proc.pid!;
     const simPid = sim.proc.pid!;
-    const h0 = await histogram(port);
+    const h0 = histogramOf(await scrape(port)); // also starts the event-loop delay window
     const c0 = cpuTicks(pid);
+    const w0 = process.cpuUsage();
     const s0 = cpuTicks(simPid);
     const t0 = Date.now();
     measuring = true;
@@ -166,15 +179,18 @@ async function benchFleet(n: number): Promise<BenchRow[]> {
     const elapsed = (Date.now() - t0) / 1000;
     const cpu = ((cpuTicks(pid) - c0) / TICKS / elapsed) * 100;
     const simCpu = ((cpuTicks(simPid) - s0) / TICKS / elapsed) * 100;
+    const w1 = process.cpuUsage(w0);
+    const watcherCpu = ((w1.user + w1.system) / 1e6 / elapsed) * 100;
     const rss = rssMiB(pid);
-    const h1 = await histogram(port);
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const metrics = await scrape(port);
+    const h1 = histogramOf(metrics);
     const refused = [...metrics.matchAll(/^pifleet_refused_total\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+    const loopMax = Number(/^pifleet_event_loop_delay_seconds\{quantile="1"\} ([\d.e-]+)$/m.exec(metrics)?.[1] ?? NaN) * 1000;
     latencies.sort((a, b) => a - b);
     const rate = latencies.length / elapsed;
     const label = `feed, ${n.toLocaleString("en")} agents @ 1 Hz`;
     if (disconnects) process.stderr.write(`bench watcher: ${disconnects} disconnects, ${total} frames\n`);
-    const note = `${Math.round(rate)} reports/s reached the watcher in ${Math.round(frames / elapsed)} frames/s; agents connected in ${(ready.ms / 1000).toFixed(1)} s; sim process ${simCpu.toFixed(0)} % CPU; ${refused} refusals`;
+    const note = `${Math.round(rate)} reports/s reached the watcher in ${Math.round(frames / elapsed)} frames/s; agents connected in ${(ready.ms / 1000).toFixed(1)} s; CPU: sim process ${simCpu.toFixed(0)} %, watcher ${watcherCpu.toFixed(0)} %; ${refused} refusals; machine CPU pressure ${cpuPressure()}`;
     return [
       { name: `${label}: coordinator CPU`, value: cpu, unit: "% of a core", note },
       { name: `${label}: coordinator RSS`, value: rss, unit: "MiB" },
@@ -184,7 +200,7 @@ async function benchFleet(n: number): Promise<BenchRow[]> {
         name: `${label}: arrival→sent p99 (in the coordinator)`,
         value: `≤ ${bucketPercentile(h0, h1, 99)}`,
         unit: "ms",
-        note: `p50 ≤ ${bucketPercentile(h0, h1, 50)} ms; pifleet_report_feed_latency_seconds buckets`,
+        note: `p50 ≤ ${bucketPercentile(h0, h1, 50)} ms (pifleet_report_feed_latency_seconds buckets); longest event-loop stall ${Math.round(loopMax)} ms`,
       },
     ];
   } finally {

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "@pifleet/core";
 import { FleetClient, v1 } from "@pifleet/proto";
+import { LeanAgent } from "./lean-agent.js";
 
 export interface SimAgentSpec {
   identity: string;
@@ -19,12 +20,31 @@ export interface SimFleetOptions {
   maxBackoffMs?: number;
   /** Apache scoreboard length (one character per worker slot; prefork's default is 256). */
   scoreboardSlots?: number;
+  /**
+   * Lean agents (for benchmarks): a report's content is re-encoded every `leanRefresh` reports
+   * and otherwise sent as the same bytes with a fresh time_ms, over a minimal client. Default:
+   * FleetClient, every report encoded afresh.
+   */
+  lean?: boolean;
+  leanRefresh?: number;
   logger?: Logger;
+}
+
+/** The two transports a simulated agent can use. */
+interface Transport {
+  readonly ready: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 interface SimAgent {
   spec: SimAgentSpec;
-  client: FleetClient;
+  client: Transport;
+  fleetClient?: FleetClient;
+  lean?: LeanAgent;
+  /** Lean agents: the encoded report without time_ms, and how many more times it is reused. */
+  template?: Uint8Array;
+  reuse: number;
   fault: SimFault | null;
   load: number;
   rx: number;
@@ -54,26 +74,48 @@ export class SimFleet extends EventEmitter<{ refused: [identity: string, error: 
     this.intervalMs = o.intervalMs ?? 1000;
     const slots = o.scoreboardSlots ?? 256;
     this.scoreboard = `${"W".repeat(3)}${"_".repeat(7)}${".".repeat(Math.max(0, slots - 10))}`.slice(0, slots);
-    this.agents = o.agents.map((spec) => ({
-      spec,
-      client: new FleetClient({
-        url: o.url,
-        role: v1.Role.ROLE_PI,
-        identity: spec.identity,
-        secret: spec.secret,
-        localAddress: o.localAddress,
-        maxBackoffMs: o.maxBackoffMs ?? 1000,
-        initialBackoffMs: 100,
-        agentVersion: "sim",
-        logger: o.logger,
-      }),
-      fault: null,
-      load: 0.2 + Math.random() * 0.5,
-      rx: Math.floor(Math.random() * 1e9),
-      tx: Math.floor(Math.random() * 1e9),
-      accesses: Math.floor(Math.random() * 1e6),
-    }));
-    for (const a of this.agents) a.client.on("refused", (e) => this.emit("refused", a.spec.identity, e));
+    this.agents = o.agents.map((spec) => {
+      const a: SimAgent = {
+        spec,
+        client: undefined as unknown as Transport,
+        fault: null,
+        reuse: 0,
+        load: 0.2 + Math.random() * 0.5,
+        rx: Math.floor(Math.random() * 1e9),
+        tx: Math.floor(Math.random() * 1e9),
+        accesses: Math.floor(Math.random() * 1e6),
+      };
+      if (o.lean) {
+        a.lean = new LeanAgent({ url: o.url, identity: spec.identity, secret: spec.secret, localAddress: o.localAddress, maxBackoffMs: o.maxBackoffMs, logger: o.logger, onRefused: (e) => this.emit("refused", spec.identity, e) });
+        a.client = a.lean;
+      } else {
+        const fc = new FleetClient({
+          url: o.url,
+          role: v1.Role.ROLE_PI,
+          identity: spec.identity,
+          secret: spec.secret,
+          localAddress: o.localAddress,
+          maxBackoffMs: o.maxBackoffMs ?? 1000,
+          initialBackoffMs: 100,
+          agentVersion: "sim",
+          logger: o.logger,
+        });
+        fc.on("refused", (e) => this.emit("refused", spec.identity, e));
+        a.fleetClient = fc;
+        a.client = {
+          get ready() {
+            return fc.ready;
+          },
+          start: () =>
+            new Promise<void>((resolve) => {
+              fc.once("ready", () => resolve());
+              fc.start();
+            }),
+          stop: () => fc.stop(),
+        };
+      }
+      return a;
+    });
     const n = Math.max(1, Math.round(this.intervalMs / TICK_MS));
     this.buckets = Array.from({ length: n }, () => []);
     this.agents.forEach((a, i) => this.buckets[Math.floor((i * n) / this.agents.length)].push(a));
@@ -94,12 +136,11 @@ export class SimFleet extends EventEmitter<{ refused: [identity: string, error: 
       const launch = () => {
         if (next >= this.agents.length) return;
         const a = this.agents[next++];
-        a.client.once("ready", () => {
+        void a.client.start().then(() => {
           done++;
           if (done === this.agents.length) resolve();
           else launch();
         });
-        a.client.start();
       };
       if (this.agents.length === 0) resolve();
       for (let i = 0; i < Math.min(limit, this.agents.length); i++) launch();
@@ -119,6 +160,7 @@ export class SimFleet extends EventEmitter<{ refused: [identity: string, error: 
     const a = this.agents.find((x) => x.spec.identity === identity);
     if (!a) throw new Error(`no simulated agent ${identity}`);
     a.fault = fault;
+    a.reuse = 0;
   }
 
   private schedule(): void {
@@ -142,9 +184,34 @@ export class SimFleet extends EventEmitter<{ refused: [identity: string, error: 
     a.rx += 20_000 + Math.floor(Math.random() * 5000);
     a.tx += 150_000 + Math.floor(Math.random() * 50_000);
     a.accesses += 30 + Math.floor(Math.random() * 10);
-    const sent = a.client.send({ piReport: simReport(a.spec.identity, a, this.scoreboard) }, false);
+    let sent: boolean;
+    if (a.lean) {
+      if (!a.template || a.reuse <= 0) {
+        a.template = v1.PiReport.encode({ ...simReport(a.spec.identity, a, this.scoreboard), timeMs: undefined }).finish();
+        a.reuse = this.o.leanRefresh ?? 10;
+      }
+      a.reuse--;
+      sent = a.lean.sendReport(withTime(a.template, Date.now()));
+    } else {
+      sent = a.fleetClient!.send({ piReport: simReport(a.spec.identity, a, this.scoreboard) }, false);
+    }
     if (sent) this.sent++;
   }
+}
+
+/** A PiReport's bytes with time_ms (field 2) appended: a parser keeps the last value of a field. */
+function withTime(template: Uint8Array, timeMs: number): Uint8Array {
+  const out = Buffer.allocUnsafe(template.byteLength + 11);
+  out.set(template, 0);
+  let p = template.byteLength;
+  out[p++] = 2 << 3;
+  let v = timeMs;
+  while (v >= 128) {
+    out[p++] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  out[p++] = v;
+  return out.subarray(0, p);
 }
 
 /** A plausible report from a busy Pi 3 serving Apache+PHP (the seed's workload). */

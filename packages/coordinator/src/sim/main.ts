@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // A process of simulated Pi agents (tests and the feed benchmark):
-//   node dist/sim/main.js --url ws://[::1]:7300/agent --credentials creds.json [--interval 1000] [--local-address ::1]
+//   node dist/sim/main.js --url ws://[::1]:7300/agent --credentials creds.json [--interval 1000]
+//     [--local-address ::1] [--transport lean|fleet-client]
 // creds.json: [{"identity": "pi01", "secret": "…"}, …]. Prints one JSON line when every agent is
 // connected ({"ready": N, "ms": …}), then a stats line every 5 s; SIGTERM stops it.
 import { readFileSync } from "node:fs";
@@ -15,6 +16,8 @@ const { values } = parseArgs({
     interval: { type: "string", default: "1000" },
     "local-address": { type: "string" },
     concurrency: { type: "string", default: "200" },
+    // lean (default): minimal clients sending pre-encoded reports; fleet-client: FleetClient each.
+    transport: { type: "string", default: "lean" },
   },
   strict: true,
 });
@@ -30,6 +33,7 @@ const sim = new SimFleet({
   intervalMs: Number(values.interval),
   localAddress: values["local-address"],
   connectConcurrency: Number(values.concurrency),
+  lean: values.transport !== "fleet-client",
   logger,
 });
 sim.on("refused", (identity, e) => logger.warn({ identity, code: e.code, reason: e.reason }, "refused"));

@@ -40,7 +40,7 @@ export interface Store {
   /** Checkpoints the write-ahead log into the main file and closes. */
   close(): void;
 
-  /** Told of writes that failed after the call that made them had returned (group commit). */
+  /** Told of writes that failed after the call that made them had returned (the writer thread). */
   onError?: (err: Error) => void;
 }
 
