@@ -20,6 +20,10 @@ describe("self-contained bundles", () => {
     expect(roles.map((r) => r.role)).toContain("pi");
   });
 
+  it("ships the dashboard with the coordinator", () => {
+    expect(ROLES.coordinator.assets).toEqual([{ from: "packages/dashboard/dist/public", to: "dashboard" }]);
+  });
+
   for (const role of roles) {
     it(`${role.role}: the daemon runs from a copy far from the workspace, native addons included`, async () => {
       const built = path.join(tmp, `built-${role.name}`);
@@ -31,6 +35,7 @@ describe("self-contained bundles", () => {
       const paths = manifest.files.map((f) => f.path);
       expect(paths.filter((p) => /node_modules\/(nan|prebuild-install)\//.test(p) || /\/(deps|src)\//.test(p))).toEqual([]);
       expect(paths).toContain("main.js");
+      for (const asset of role.assets ?? []) expect(paths).toContain(`${asset.to}/index.html`);
 
       // Same input, same bytes: what makes a reinstall a no-op.
       const again = await buildBundle(role, { outDir: path.join(tmp, `again-${role.name}`) });

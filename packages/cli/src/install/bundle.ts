@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { layoutOf, WORKSPACE_ROOT, type Role } from "./roles.js";
@@ -100,6 +100,12 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
     for (const dep of Object.keys(pkg.dependencies ?? {})) {
       if (!BUILD_ONLY.has(dep)) queue.push({ name: dep, from: [dir] });
     }
+  }
+
+  for (const asset of role.assets ?? []) {
+    const from = path.join(WORKSPACE_ROOT, asset.from);
+    if (!existsSync(from)) throw new Error(`bundle ${role.name}: ${asset.from} is missing (run pnpm build)`);
+    cpSync(from, path.join(options.outDir, asset.to), { recursive: true });
   }
 
   const files = listFiles(options.outDir).map((rel) => {

@@ -25,6 +25,8 @@ export interface Role {
   natives: string[];
   /** Extra files the role installs, by target path → repository file. */
   extras: { target: string; source: string; mode: number }[];
+  /** Static files shipped inside the bundle: workspace folder → folder in the bundle. */
+  assets?: { from: string; to: string }[];
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
@@ -58,6 +60,8 @@ export const ROLES: Record<RoleName, Role> = {
     user: "pifleet",
     natives: ["unix-dgram", "better-sqlite3"],
     extras: [],
+    // The dashboard: point coordinator.yaml's staticDir at /usr/lib/pifleet/coordinator/dashboard.
+    assets: [{ from: "packages/dashboard/dist/public", to: "dashboard" }],
   },
 };
 
