@@ -135,7 +135,7 @@ describe("dashboard in headless Chromium against a running demo shelf", () => {
     await expect.poll(async () => (await page.textContent("#detail-body")) ?? "").toContain("drained (held by operator)");
     await expect
       .poll(async () => (await events(page, OPERATED)).filter((e) => e.kind === "operator").map((e) => e.text).join("\n"))
-      .toMatch(/drain \(dashboard\): ok .*\(operator\)/);
+      .toMatch(/operator asked to drain pi\d+ \(dashboard\): done — .*\(operator\)/);
     await page.screenshot({ path: path.join(artifacts, "4-drained-by-operator.png") });
     // Held: the recovery engine leaves it drained although it is perfectly healthy.
     await new Promise((r) => setTimeout(r, 2000));
@@ -145,7 +145,7 @@ describe("dashboard in headless Chromium against a running demo shelf", () => {
     await expect.poll(() => page.textContent("#action-result"), { timeout: 15_000 }).toBe(`✓ ${OPERATED} back in service`);
     await expect.poll(() => tileState(page, OPERATED), { timeout: 10_000 }).toBe("healthy");
     const ops = (await events(page, OPERATED)).filter((e) => e.kind === "operator").map((e) => e.text);
-    expect(ops.some((t) => /undrain \(dashboard\): ok/.test(t)), ops.join("\n")).toBe(true);
+    expect(ops.some((t) => /asked to undrain pi\d+ \(dashboard\): done/.test(t)), ops.join("\n")).toBe(true);
     expect(states.get(OPERATED)?.map((s) => s.state).slice(-3)).toEqual(["healthy", "drained", "healthy"]);
 
     // A request the engine refuses is shown as refused, not as success.
