@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 mode="${1:-demo}"; shift || true
 
 # Real parts the tests run against (and the demo uses when present): Debian's packages.
-TEST_PACKAGES=(apache2 haproxy openssh-server iproute2 snmp chromium qemu-system-x86 busybox-static kmod cpio mmdebstrap e2fsprogs systemd xfsprogs openssl)
+TEST_PACKAGES=(apache2 haproxy openssh-server iproute2 snmp chromium qemu-system-x86 busybox-static kmod cpio mmdebstrap e2fsprogs systemd xfsprogs openssl qemu-utils gpg)
 DEMO_PACKAGES=(haproxy)
 
 need_apt() {

@@ -1,20 +1,24 @@
 /**
  * The fileserver side on a real kernel: Debian's kernel under QEMU, systemd, the kernel NFS
- * server, 802.1Q VLANs. The real fileserver agent (the bundle `pifleet install` ships, run by the
- * host's Node 20) applies a 2-Pi fleet plan inside the fileserver VM; a tiny "Pi" VM on the same
- * virtual wire mounts its root over NFS on its own VLAN. Then the fileserver loses power, boots
- * again, and everything must come back from the files the agent wrote.
+ * server, 802.1Q VLANs. A shelf in small — fileserver, switch, two Pis — as VMs on virtual cables:
+ * - fileserver: a systemd VM; the real fileserver agent (the bundle `pifleet install` ships, run
+ *   by the host's Node 20) applies a 2-Pi fleet plan to it, live, twice;
+ * - switch: a VLAN-filtering Linux bridge carrying the plan's switch table (Pi ports untagged,
+ *   the fileserver's trunk tagged);
+ * - pi01: a tiny VM that mounts its root over NFS, is refused pi02's, cannot pass for pi02;
+ * - pi02: boots diskless with nothing but the plan's own kernel cmdline for it.
+ * Then the fileserver loses power, and everything must come back from the files the agent wrote.
  *
- * Nothing here touches the host's network: every address lives inside the VMs, and the wire is a
- * pair of UDP sockets on 127.0.0.1. The first run builds the images (see test/lab/README part
- * in the repository README); later runs reuse .lab-cache/.
+ * Nothing touches the host's network: every address lives inside the VMs, and each cable is a
+ * pair of UDP sockets on 127.0.0.1. The first run builds the kernel, images and initrds into
+ * .lab-cache/ (a few minutes); later runs reuse them. Serial logs: .artifacts/lab/fileserver-vm/.
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet, plan as planFleet, renderExports, renderFileserverInterfaces, type Plan } from "@pifleet/core";
-import { Lab, pifleetApp, repoRoot, run, switchVm, systemdRootfs, type Marker, type Vm } from "./harness/index.js";
+import { Lab, netbootInitrd, pifleetApp, repoRoot, run, switchVm, systemdRootfs, type Marker, type Vm } from "./harness/index.js";
 
 const MIN = 60_000;
 /** TCG runs a systemd boot in about a minute on an idle 2-core machine; a loaded CI runner needs room. */
@@ -55,6 +59,7 @@ let lab: Lab;
 let fileserver: Vm;
 let shelfSwitch: Vm;
 let pi: Vm;
+let disklessPi: Vm;
 
 /** Values of marker `key` printed during boot `boot`, in order. */
 function values(vm: Vm, key: string, boot = 1): string[] {
@@ -104,20 +109,23 @@ beforeAll(async () => {
   // The VMs run the built agent (the bundle `pifleet install` ships), so build it first.
   await run(process.execPath, [path.join(repoRoot, "node_modules/typescript/bin/tsc"), "-b", "packages/fileserver-agent"], { cwd: repoRoot });
   lab = await Lab.open("fileserver-vm");
-  const [rootfs, app] = await Promise.all([
+  const [rootfs, app, netboot] = await Promise.all([
     systemdRootfs(lab.kernel, { name: "fileserver-rootfs", packages: FILESERVER_PACKAGES }),
     pifleetApp([{ name: "pifleet-fileserver", role: "fileserver", entry: "packages/fileserver-agent/dist/cli.js" }]),
+    netbootInitrd(lab.kernel),
   ]);
   // The seed's shelf in small: fileserver eth0 → trunk port, pi01 → its port, through a switch
   // that carries the plan's VLAN table (Pi ports untagged, the trunk tagged).
   const trunk = await lab.wire("trunk");
   const piCable = await lab.wire("pi01-cable");
+  const pi02Cable = await lab.wire("pi02-cable");
   shelfSwitch = switchVm(lab, {
     name: "switch",
     plan: plan.switch,
     ports: [
       { port: plan.switch.trunkPort, wire: trunk },
       { port: pi01.port, wire: piCable },
+      { port: pi02.port, wire: pi02Cable },
     ],
   });
   fileserver = await lab.systemdVm({
@@ -137,6 +145,9 @@ beforeAll(async () => {
       [`golden/${MARKER_FILE}`]: `${TOKEN}\n`,
       "golden/etc/hostname": "pi\n",
       "golden/var/www/html/index.html": "<!doctype html><title>lab</title>\n",
+      // Enough of a root for a diskless boot: Debian's initramfs hands over to /sbin/init.
+      "golden/bin/busybox": { data: readFileSync("/bin/busybox"), mode: 0o755 },
+      "golden/sbin/init": { data: readFileSync(path.join(repoRoot, "test/lab/guest/nfsroot-init.sh")), mode: 0o755 },
     },
   });
   pi = lab.tinyVm({
@@ -159,11 +170,13 @@ beforeAll(async () => {
       ].join("\n"),
     },
   });
+  // pi02 boots with nothing but the plan's own cmdline for it (and the serial console).
+  disklessPi = lab.disklessVm({ name: pi02.name, initrd: netboot, cmdline: pi02.cmdline.split(" "), wires: [pi02Cable] });
   await Promise.all([shelfSwitch.start(), fileserver.start()]);
   await shelfSwitch.waitFor("switch-ready", 3 * MIN);
   await fileserver.waitFor("fileserver-ready", BOOT_TIMEOUT);
-  await pi.start();
-  await pi.waitFor("pi-done", 3 * MIN);
+  await Promise.all([pi.start(), disklessPi.start()]);
+  await Promise.all([pi.waitFor("pi-done", 4 * MIN), disklessPi.waitFor("nfsroot-done", 4 * MIN)]);
 }, 30 * MIN);
 
 afterAll(async () => {
@@ -238,6 +251,14 @@ describe("fileserver VM: the real agent on Debian's kernel, systemd and kernel N
     expect(value(pi, "pi-ping")).toBe("yes");
     expect(value(pi, "pi-spoof-untagged")).toBe("silent");
     expect(value(pi, "pi-spoof-tagged")).toBe("silent");
+  });
+
+  it("pi02 boots diskless from the plan's cmdline: Debian's initramfs mounts its export as root over the switch", () => {
+    expect(value(disklessPi, "nfsroot-cmdline")!.endsWith(`${pi02.cmdline} console=ttyS0`)).toBe(true);
+    expect(value(disklessPi, "nfsroot-addr")).toBe(`eth0 ${pi02.piAddress}/${pi02.prefixLength}`);
+    expect(value(disklessPi, "nfsroot-root")).toBe(`nfs ${pi02.fileserverAddress}:${pi02.nfsRoot}`);
+    expect(value(disklessPi, "nfsroot-golden")).toBe(TOKEN);
+    expect(value(disklessPi, "nfsroot-init")).toBe("pid 1");
   });
 
   it(

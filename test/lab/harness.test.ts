@@ -1,11 +1,11 @@
 /** The lab harness's own pieces that need no VM: cache, initramfs archives, the switch table. */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseFleet, plan as planFleet } from "@pifleet/core";
-import { cached, initrdWithFiles, newcArchive, recipeHash, switchVlanLines } from "./harness/index.js";
+import { cached, initrdWithFiles, newcArchive, QEMU_GUARD, recipeHash, switchVlanLines } from "./harness/index.js";
 
 let dir: string;
 const savedCache = process.env.PIFLEET_LAB_CACHE;
@@ -99,4 +99,42 @@ pis: [{ name: pi01, port: 1 }, { name: pi02, port: 2 }]
   it("leaves out ports without a cable", () => {
     expect(switchVlanLines(plan.switch, [{ port: 2 }])).toEqual(["eth0 11 pvid untagged", "eth0 131"]);
   });
+});
+
+describe("QEMU guard", () => {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it("kills QEMU when the process that started it is killed outright", async () => {
+    // A stand-in for a test worker: starts a paused QEMU under the guard, prints its pid, waits.
+    const worker = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const { spawn } = require("node:child_process");
+         const q = spawn("sh", ["-c", process.argv[1], "lab-guard", "qemu-system-x86_64", "-S", "-display", "none", "-nodefaults", "-accel", "tcg"], { stdio: ["pipe", "inherit", "inherit"], detached: true });
+         const poll = setInterval(() => {
+           const kids = require("node:child_process").execFileSync("pgrep", ["-P", String(q.pid), "-x", "qemu-system-x86"]).toString().trim();
+           if (kids) { process.stdout.write(kids + "\\n"); clearInterval(poll); setInterval(() => {}, 1000); }
+         }, 100);`,
+        QEMU_GUARD,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const qemuPid = await new Promise<number>((resolve, reject) => {
+      worker.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim().split("\n")[0])));
+      worker.once("exit", () => reject(new Error("worker died before QEMU started")));
+    });
+    expect(alive(qemuPid)).toBe(true);
+    worker.kill("SIGKILL");
+    const deadline = Date.now() + 10_000;
+    while (alive(qemuPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(qemuPid)).toBe(false);
+  }, 30_000);
 });

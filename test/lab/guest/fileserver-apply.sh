@@ -1,7 +1,8 @@
 # The systemd fileserver VM (run by pifleet-lab-run, as root). First boot: install the fleet file
 # and golden tree, run the real agent (`pifleet-fileserver apply`, live on this kernel) twice,
-# and report what the kernel, the files and the NFS server show. Later boots (after a
-# power-cycle): run no agent, only report — what comes back comes from the persistent files.
+# and report what the kernel, the files and the NFS server show. Later boots (after a power
+# cut): report first — what is there came back from the persistent files alone — then run the
+# agent as its daemon would at start, which must change nothing but its ownership marks.
 # /lab/env gives IFACES ("eth0.10 eth0.11"), EXPORTS ("/export/10.46.189.2 …"), MARKER_FILE.
 set -u
 . /lab/env
@@ -77,6 +78,7 @@ if [ "$LAB_BOOT" = 1 ]; then
   mkdir -p /etc/pifleet /srv/pifleet
   cp /lab/fleet.yaml /etc/pifleet/fleet.yaml
   cp -a /lab/golden /srv/pifleet/golden
+  mkdir -p /srv/pifleet/golden/dev /srv/pifleet/golden/proc /srv/pifleet/golden/sys /srv/pifleet/golden/run /srv/pifleet/golden/tmp
   mark fs-vlans-before "$(ip -o link show type vlan | wc -l)"
 
   apply 1

@@ -4,7 +4,7 @@ export { debianKernel, moduleClosure, resolveDebianKernel, type Kernel } from ".
 export { labInitramfs, initrdWithFiles, INITRAMFS_MODULES, type Initramfs } from "./initramfs.js";
 export { newcArchive, type CpioFile } from "./cpio.js";
 export { detectAccel, KVM, TCG, type Accel } from "./accel.js";
-export { Vm, type Marker, type VmDisk, type VmOptions } from "./vm.js";
+export { QEMU_GUARD, Vm, type Marker, type VmDisk, type VmOptions } from "./vm.js";
 export { Wire } from "./wire.js";
 export { QmpClient } from "./qmp.js";
 export { systemdRootfs, type Rootfs, type RootfsRecipe } from "./rootfs.js";
@@ -13,3 +13,5 @@ export { ext4Image } from "./disk.js";
 export { debianSources, hostCodename } from "./apt-sources.js";
 export { Lab, type LabFiles, type SystemdVmOptions, type TinyVmOptions } from "./lab.js";
 export { switchVm, switchVlanLines, type SwitchVmOptions } from "./switch.js";
+export { netbootInitrd } from "./netboot.js";
+export { stageModules } from "./rootfs.js";

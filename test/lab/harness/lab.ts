@@ -79,6 +79,7 @@ export class Lab {
         initrd,
         accel: this.accel,
         workDir: this.logDir,
+        scratchDir: this.scratch,
         wires: options.wires,
         memoryMiB: options.memoryMiB ?? 256,
         cmdline: options.cmdline,
@@ -115,6 +116,27 @@ export class Lab {
         disks,
         scratchDir: this.scratch,
         cmdline: ["lab.root=lab-root", `systemd.hostname=${options.name}`, ...(options.cmdline ?? [])],
+      }),
+    );
+  }
+
+  /**
+   * A machine with no disk: Debian's kernel with the given initrd and command line — e.g. a Pi's
+   * `root=/dev/nfs nfsroot=… ip=…` line with {@link netbootInitrd}. The serial console is added
+   * last, so it stays the console whatever consoles the command line names.
+   */
+  disklessVm(options: { name: string; initrd: string; cmdline: string[]; wires?: Wire[]; memoryMiB?: number }): Vm {
+    return this.track(
+      new Vm({
+        name: options.name,
+        kernel: this.kernel,
+        initrd: options.initrd,
+        accel: this.accel,
+        workDir: this.logDir,
+        scratchDir: this.scratch,
+        wires: options.wires,
+        memoryMiB: options.memoryMiB ?? 384,
+        cmdline: [...options.cmdline, "console=ttyS0"],
       }),
     );
   }

@@ -59,6 +59,30 @@ WantedBy=multi-user.target
 `;
 
 /**
+ * Copies the kernel's modules a lab guest may load (not the hardware drivers) into
+ * `<root>/usr/lib/modules/<release>`, with its config and System.map in `<root>/boot`, indexed.
+ */
+export async function stageModules(kernel: Kernel, root: string): Promise<void> {
+  const modules = path.join(root, "usr/lib/modules", kernel.release);
+  for (const tree of MODULE_TREES) {
+    const from = path.join(kernel.modulesDir, "kernel", tree);
+    if (statSync(from, { throwIfNoEntry: false })) cpSync(from, path.join(modules, "kernel", tree), { recursive: true });
+  }
+  // Loose drivers/net modules (virtio_net, veth, macvlan, …), not the NIC vendor trees.
+  const netDrivers = path.join(kernel.modulesDir, "kernel/drivers/net");
+  mkdirSync(path.join(modules, "kernel/drivers/net"), { recursive: true });
+  for (const f of readdirSync(netDrivers).filter((f) => f.endsWith(".ko"))) {
+    copyFileSync(path.join(netDrivers, f), path.join(modules, "kernel/drivers/net", f));
+  }
+  for (const f of ["modules.builtin", "modules.builtin.modinfo", "modules.order"]) {
+    copyFileSync(path.join(kernel.modulesDir, f), path.join(modules, f));
+  }
+  await run("depmod", ["-b", path.join(root, "usr"), kernel.release]);
+  mkdirSync(path.join(root, "boot"), { recursive: true });
+  for (const f of [`config-${kernel.release}`, `System.map-${kernel.release}`]) copyFileSync(path.join(kernel.root, "boot", f), path.join(root, "boot", f));
+}
+
+/**
  * A Debian root filesystem image booted by systemd: mmdebstrap minbase + `packages`, from the
  * machine's own apt sources, with the kernel's modules, no login prompts, and a unit that runs
  * the test's script (see guest/autorun.sh). Cached by recipe, kernel and autorun script.
@@ -76,28 +100,14 @@ export async function systemdRootfs(kernel: Kernel, recipe: RootfsRecipe): Promi
     unit: AUTORUN_UNIT,
     masked: MASKED,
     sizeMiB: recipe.sizeMiB ?? 2048,
-    layout: 1,
+    layout: 2,
   };
   if (process.getuid?.() !== 0) {
     throw new Error("lab: building the systemd root filesystem needs root (mmdebstrap root mode, file ownership kept by mke2fs -d)");
   }
   const dir = await cached(recipe.name, key, async (out) => {
     const overlay = path.join(out, "overlay");
-    const modules = path.join(overlay, "usr/lib/modules", kernel.release);
-    for (const tree of MODULE_TREES) {
-      const from = path.join(kernel.modulesDir, "kernel", tree);
-      if (statSync(from, { throwIfNoEntry: false })) cpSync(from, path.join(modules, "kernel", tree), { recursive: true });
-    }
-    // Loose drivers/net modules (virtio_net, veth, macvlan, …), not the NIC vendor trees.
-    const netDrivers = path.join(kernel.modulesDir, "kernel/drivers/net");
-    mkdirSync(path.join(modules, "kernel/drivers/net"), { recursive: true });
-    for (const f of readdirSync(netDrivers).filter((f) => f.endsWith(".ko"))) {
-      copyFileSync(path.join(netDrivers, f), path.join(modules, "kernel/drivers/net", f));
-    }
-    for (const f of ["modules.builtin", "modules.builtin.modinfo", "modules.order"]) {
-      copyFileSync(path.join(kernel.modulesDir, f), path.join(modules, f));
-    }
-    await run("depmod", ["-b", path.join(overlay, "usr"), kernel.release]);
+    await stageModules(kernel, overlay);
     mkdirSync(path.join(overlay, "usr/local/sbin"), { recursive: true });
     copyFileSync(AUTORUN, path.join(overlay, "usr/local/sbin/pifleet-lab-run"));
     await run("chmod", ["0755", path.join(overlay, "usr/local/sbin/pifleet-lab-run")]);

@@ -26,9 +26,9 @@ export interface VmOptions {
   kernel: Kernel;
   initrd: string;
   accel: Accel;
-  /** Where the QMP socket and the serial/QEMU logs go. */
+  /** Where the serial/QEMU log goes. */
   workDir: string;
-  /** Where disk overlays go (default: workDir). */
+  /** Where the QMP socket and disk overlays go (default: workDir); a short path: sockets have a 108-byte limit. */
   scratchDir?: string;
   /** Extra kernel command line words. */
   cmdline?: string[];
@@ -55,8 +55,25 @@ const MARKER = /@@LAB (\S+)(?: (.*?))?\s*$/;
 const FATAL_MARKERS = new Set(["init-error", "autorun-error"]);
 const running = new Set<ChildProcess>();
 process.once("exit", () => {
-  for (const child of running) child.kill("SIGKILL");
+  for (const child of running) killGroup(child);
 });
+
+/**
+ * Runs QEMU under a small shell guard that holds the read end of a pipe from this process (its
+ * stdin): when this process dies, however it dies, the pipe closes and the guard kills QEMU.
+ * (A parent-death signal set with `setpriv --pdeathsig` did not survive QEMU's exec here.) QEMU
+ * itself gets /dev/null as stdin; its stdout, the serial console, still comes here.
+ */
+export const QEMU_GUARD = 'exec 3<&0 0</dev/null; "$@" 3<&- & q=$!; { while read -r _ <&3; do :; done; kill -KILL "$q" 2>/dev/null; } & g=$!; wait "$q"; rc=$?; kill "$g" 2>/dev/null; exit "$rc"';
+
+/** The guard, QEMU and the guard's reader share a process group (spawned detached): one kill ends them all. */
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid) process.kill(-child.pid, "SIGKILL");
+  } catch {
+    /* already gone */
+  }
+}
 
 /** A stable locally administered MAC per VM and NIC, so two VMs on a wire never share one. */
 function macFor(name: string, nic: number): string {
@@ -68,8 +85,8 @@ function macFor(name: string, nic: number): string {
 
 /**
  * One QEMU process running Debian's kernel. The guest's serial console is read line by line for
- * markers; QMP controls power. The QEMU process dies with the test process (PR_SET_PDEATHSIG via
- * setpriv), so a crashed or killed test run leaves no VM behind.
+ * markers; QMP controls power. The QEMU process dies with the test process (see QEMU_GUARD), so a
+ * crashed or killed test run leaves no VM behind.
  */
 export class Vm {
   readonly markers: Marker[] = [];
@@ -91,8 +108,8 @@ export class Vm {
     mkdirSync(options.workDir, { recursive: true });
     this.netdevs = (options.wires ?? []).map((w, i) => w.attach(`net${i}`));
     this.serialLog = path.join(options.workDir, `${options.name}.serial.log`);
-    this.qmpSocket = path.join(options.workDir, `${options.name}.qmp`);
     const scratch = options.scratchDir ?? options.workDir;
+    this.qmpSocket = path.join(scratch, `${options.name}.qmp`);
     this.overlays = (options.disks ?? []).map((d) => path.join(scratch, `${options.name}.${d.serial}.qcow2`));
   }
 
@@ -149,13 +166,12 @@ export class Vm {
     this.log.write(`# qemu-system-x86_64 ${args.map((a) => (/[\s,]/.test(a) ? `'${a}'` : a)).join(" ")}\n`);
     labLog.info({ vm: this.options.name, accel: this.options.accel.name }, "lab: starting VM");
     this.startedAt = Date.now();
-    const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "qemu-system-x86_64", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("sh", ["-c", QEMU_GUARD, "lab-guard", "qemu-system-x86_64", ...args], { stdio: ["pipe", "pipe", "pipe"], detached: true });
     this.child = child;
     running.add(child);
     let partial = "";
     child.stdout!.setEncoding("utf8");
     child.stdout!.on("data", (chunk: string) => {
-      this.log?.write(chunk);
       partial += chunk;
       const lines = partial.split(/\r?\n/);
       partial = lines.pop() ?? "";
@@ -166,15 +182,17 @@ export class Vm {
       this.log?.write(`[qemu] ${chunk}`);
       this.output.push(`[qemu] ${chunk.trimEnd()}`);
     });
-    child.on("exit", (code, signal) => {
+    child.on("close", (code, signal) => {
       running.delete(child);
+      if (partial) this.onLine(partial.replace(/\r/g, ""));
+      partial = "";
       this.exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
       this.log?.end(`\n# qemu ${this.exitInfo}\n`);
       this.notify();
     });
     child.stdin!.on("error", () => {});
     const died = new Promise<never>((_, reject) =>
-      child.once("exit", () => reject(new Error(`lab: VM ${this.options.name}: QEMU ${this.exitInfo} while starting\n${this.tail()}`))),
+      child.once("close", () => reject(new Error(`lab: VM ${this.options.name}: QEMU ${this.exitInfo} while starting\n${this.tail()}`))),
     );
     died.catch(() => {});
     this.qmp = await Promise.race([
@@ -186,6 +204,8 @@ export class Vm {
   }
 
   private onLine(line: string): void {
+    // Host time since QEMU started, so a slow step shows in the log.
+    this.log?.write(`[${((Date.now() - this.startedAt) / 1000).toFixed(1).padStart(6)}s] ${line}\n`);
     this.output.push(line);
     if (this.output.length > 400) this.output.splice(0, this.output.length - 300);
     const m = MARKER.exec(line);
@@ -197,7 +217,7 @@ export class Vm {
     for (const w of [...this.waiters]) w();
   }
 
-  /** Last lines of the serial console: what failure messages show. */
+  /** Last lines of the serial console (and QEMU's stderr): what failure messages show. */
   tail(lines = 40): string {
     return `--- ${this.options.name} serial (last ${lines} lines; full log ${this.serialLog}) ---\n${this.output.slice(-lines).join("\n")}`;
   }
@@ -242,9 +262,11 @@ export class Vm {
 
   /** Restores power: the machine resets and boots from scratch (disk overlays survive, like disks do). */
   async powerOn(): Promise<void> {
-    await this.control().execute("system_reset");
+    const qmp = this.control();
+    // Counted first: whatever the console prints from here on belongs to the new boot.
     this.boot++;
-    await this.control().execute("cont");
+    await qmp.execute("system_reset");
+    await qmp.execute("cont");
   }
 
   /** Power off, wait, power on — through QMP, as a PoE switch port does to a Pi. */
@@ -263,8 +285,8 @@ export class Vm {
   async restart(offMs = 1000): Promise<void> {
     const child = this.child;
     if (child && this.running) {
-      const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-      child.kill("SIGKILL");
+      const gone = new Promise<void>((resolve) => child.once("close", () => resolve()));
+      killGroup(child);
       await gone;
     }
     this.qmp?.close();
@@ -289,13 +311,13 @@ export class Vm {
       this.qmp?.close();
       return;
     }
-    const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    const gone = new Promise<void>((resolve) => child.once("close", () => resolve()));
     try {
       await Promise.race([this.qmp?.execute("quit"), new Promise((r) => setTimeout(r, 3000))]);
     } catch {
       /* QEMU closes the socket as it quits */
     }
-    const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    const killer = setTimeout(() => killGroup(child), 5000);
     await gone;
     clearTimeout(killer);
     this.qmp?.close();

@@ -1,0 +1,45 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { debianSources, hostCodename } from "./apt-sources.js";
+import { cached } from "./cache.js";
+import { run } from "./exec.js";
+import type { Kernel } from "./kernel.js";
+import { stageModules } from "./rootfs.js";
+
+/**
+ * Debian's own initramfs-tools initrd for the lab kernel, built for network boot: it reads
+ * `root=/dev/nfs nfsroot=… ip=…` from the kernel command line, configures the NIC, mounts the
+ * root over NFS and starts its /sbin/init — what a diskless Pi's boot does with the plan's
+ * cmdline. Built by mkinitramfs in a throw-away mmdebstrap chroot holding the kernel's modules.
+ */
+export async function netbootInitrd(kernel: Kernel): Promise<string> {
+  const codename = hostCodename();
+  const packages = ["initramfs-tools", "klibc-utils", "kmod", "zstd"];
+  const key = { codename, packages, kernel: `${kernel.packageName}=${kernel.packageVersion}`, modules: "netboot", boot: "nfs", layout: 1 };
+  if (process.getuid?.() !== 0) throw new Error("lab: building the netboot initrd needs root (mmdebstrap root mode)");
+  const dir = await cached("netboot-initrd", key, async (out) => {
+    const overlay = path.join(out, "overlay");
+    mkdirSync(overlay);
+    await stageModules(kernel, overlay);
+    const conf = "/etc/initramfs-tools/initramfs.conf";
+    await run(
+      "mmdebstrap",
+      [
+        "--mode=root",
+        "--variant=minbase",
+        `--include=${packages.join(",")}`,
+        `--customize-hook=sync-in ${overlay} /`,
+        // Network drivers and NFS instead of the disk drivers a laptop needs.
+        `--customize-hook=sed -i "s/^MODULES=.*/MODULES=netboot/" "$1${conf}" && echo BOOT=nfs >> "$1${conf}"`,
+        `--customize-hook=chroot "$1" mkinitramfs -o /boot/initrd.img ${kernel.release}`,
+        `--customize-hook=copy-out /boot/initrd.img ${out}`,
+        codename,
+        "/dev/null",
+        ...(await debianSources(codename)),
+      ],
+      { timeoutMs: 15 * 60_000 },
+    );
+    await run("rm", ["-rf", overlay]);
+  });
+  return path.join(dir, "initrd.img");
+}
