@@ -148,11 +148,17 @@ export class SqliteStore implements Store {
     if (current > MIGRATIONS.length) {
       throw new StoreError(`${this.file}: schema version ${current} is newer than this coordinator understands (${MIGRATIONS.length}); upgrade pifleet`);
     }
-    for (let v = current; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]);
-        this.db.pragma(`user_version = ${v + 1}`);
-      }).immediate();
+    // The version is read again under the write lock: two processes opening a new database at
+    // once (e.g. several `pifleet enroll`) must not both run the same migration.
+    const step = this.db.transaction((): boolean => {
+      const v = this.db.pragma("user_version", { simple: true }) as number;
+      if (v >= MIGRATIONS.length) return false;
+      this.db.exec(MIGRATIONS[v]);
+      this.db.pragma(`user_version = ${v + 1}`);
+      return true;
+    });
+    while (step.immediate()) {
+      // one migration per transaction
     }
   }
 
