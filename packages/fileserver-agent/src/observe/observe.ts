@@ -1,4 +1,4 @@
-import { readFile, realpath, stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import type { Plan } from "@pifleet/core";
 import type { Layout } from "../layout.js";
 import type { Live } from "../host/live.js";
@@ -12,6 +12,7 @@ import { assertNotSymlink, isInside, PathError, realpathOfExisting } from "../sa
 import { parseIpLinks, type LiveLink } from "./iproute.js";
 import { parseExportfs, type LiveExport } from "./exportfs.js";
 import { observeGolden, observeRoot, type RootObservation } from "./roots.js";
+import { readOrNull } from "../read-or-null.js";
 
 export interface PersistObservation {
   driver: PersistDriver;
@@ -41,14 +42,6 @@ export interface Observed {
   errors: string[];
 }
 
-async function readOrNull(file: string): Promise<string | null> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
-}
 
 export interface ObserveContext {
   plan: Plan;

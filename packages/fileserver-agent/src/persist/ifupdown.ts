@@ -1,18 +1,10 @@
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { renderFileserverInterfaces, type Plan } from "@pifleet/core";
 import type { Layout } from "../layout.js";
 import type { DriftEntry } from "../reconcile/drift.js";
 import type { PersistDriver } from "./driver.js";
+import { readOrNull } from "../read-or-null.js";
 
-async function readOrNull(file: string): Promise<string | null> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
-}
 
 /** The seed's form: one stanza per VLAN in `/etc/network/interfaces.d/pifleet`. */
 export const ifupdownDriver: PersistDriver = {
