@@ -25,8 +25,8 @@ for (const file of files) {
   for (const row of await mod.run()) rows.push(row);
 }
 
-const header = ["benchmark", "value", "unit", "notes"];
-const cells = rows.map((r) => [r.name, typeof r.value === "number" ? fmt(r.value) : String(r.value), r.unit ?? "", r.note ?? ""]);
+const header = ["benchmark", "value", "unit", "goal", "notes"];
+const cells = rows.map((r) => [r.name, typeof r.value === "number" ? fmt(r.value) : String(r.value), r.unit ?? "", r.goal ?? "", r.note ?? ""]);
 const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
 const line = (c) => `| ${c.map((x, i) => (i === 1 ? x.padStart(widths[i]) : x.padEnd(widths[i]))).join(" | ")} |`;
 process.stdout.write(`${[line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.map(line)].join("\n")}\n`);

@@ -13,6 +13,8 @@ const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: "inherit" })
 let failedSteps = 0;
 if (run("pnpm", ["-s", "build"]) !== 0) failedSteps++;
 if (run("node", ["packages/proto/scripts/generate.mjs", "--check"]) !== 0) failedSteps++;
+// Test files (and the VM lab's harness) are type-checked too, against the packages' built types.
+if (failedSteps === 0 && run("pnpm", ["exec", "tsc", "-p", "tsconfig.test.json"]) !== 0) failedSteps++;
 
 const report = path.join(artifacts, "vitest.json");
 const vitestArgs = ["exec", "vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)];

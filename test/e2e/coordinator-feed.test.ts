@@ -162,7 +162,7 @@ describe("coordinator end to end: real processes, real sockets", () => {
     await watcher.until("pi01 and pi03 reconnected and reporting", () =>
       ["pi01", "pi03"].every((pi) => {
         const s = watcher.mirror.pis.get(pi)!;
-        return s.connected && s.lastReport!.timeMs > restartedAt;
+        return s.connected && Number(s.lastReport?.timeMs ?? 0) > restartedAt;
       }),
     15_000);
     expect(watcher.state("pi01")).toBe("PI_STATE_HEALTHY");
@@ -189,9 +189,9 @@ describe("coordinator end to end: real processes, real sockets", () => {
     expect(await cliWatch.exited).toBe(0);
     const lines = parsed();
     expect(lines.some((l) => l.type === "disconnected")).toBe(true);
-    const events = lines.filter((l) => l.type === "event") as Array<{ subject: string; message: string }>;
+    const events = lines.filter((l) => l.type === "event") as unknown as Array<{ subject: string; message: string }>;
     expect(events.some((e) => e.subject === "pi02" && /→ down/.test(e.message))).toBe(true);
-    const deltas = lines.filter((l) => l.type === "delta") as Array<{ pis: Array<{ name: string; state: string; lastReport: { timeMs: number } | null }> }>;
+    const deltas = lines.filter((l) => l.type === "delta") as unknown as Array<{ pis: Array<{ name: string; state: string; lastReport: { timeMs: number } | null }> }>;
     expect(deltas.some((d) => d.pis.some((p) => p.name === "pi01" && p.state === "healthy" && typeof p.lastReport?.timeMs === "number"))).toBe(true);
 
     for (const a of agents.values()) a.child.kill("SIGTERM");

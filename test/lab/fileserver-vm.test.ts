@@ -17,7 +17,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseFleet, plan as planFleet, renderExports, renderFileserverInterfaces, type Plan } from "@pifleet/core";
+import { fileserverView, parseFleet, plan as planFleet, renderExports, renderFileserverInterfaces, type Plan } from "@pifleet/core";
 import { Lab, netbootInitrd, pifleetApp, repoRoot, run, switchVm, systemdRootfs, type Marker, type Vm } from "./harness/index.js";
 
 const MIN = 60_000;
@@ -53,6 +53,8 @@ const MARKER_FILE = "etc/pifleet-golden";
 const TOKEN = `golden-${randomUUID()}`;
 
 const plan: Plan = planFleet(parseFleet(FLEET, "lab fleet"));
+const served = fileserverView(plan);
+const shelf = plan.shelves[0];
 const [pi01, pi02] = plan.pis;
 
 let lab: Lab;
@@ -76,7 +78,7 @@ function fileSeen(vm: Vm, file: string, boot = 1): string | undefined {
 }
 
 function expectedIfaces(): string[] {
-  return plan.fileserver.interfaces.map((i) => `${i.name} vlan=${i.vlan} parent=${plan.fileserver.trunkInterface} addr=${i.address}/${i.prefixLength} up`);
+  return served.fileserver.interfaces.map((i) => `${i.name} vlan=${i.vlan} parent=${i.parent} addr=${i.address}/${i.prefixLength} up`);
 }
 
 function expectFileserverServes(boot: number): void {
@@ -121,9 +123,9 @@ beforeAll(async () => {
   const pi02Cable = await lab.wire("pi02-cable");
   shelfSwitch = switchVm(lab, {
     name: "switch",
-    plan: plan.switch,
+    plan: shelf.switch,
     ports: [
-      { port: plan.switch.trunkPort, wire: trunk },
+      { port: shelf.switch.trunkPort, wire: trunk },
       { port: pi01.port, wire: piCable },
       { port: pi02.port, wire: pi02Cable },
     ],
@@ -136,7 +138,7 @@ beforeAll(async () => {
     payload: {
       "run.sh": readFileSync(path.join(repoRoot, "test/lab/guest/fileserver-apply.sh"), "utf8"),
       env: [
-        `IFACES="${plan.fileserver.interfaces.map((i) => i.name).join(" ")}"`,
+        `IFACES="${served.fileserver.interfaces.map((i) => i.name).join(" ")}"`,
         `EXPORTS="${plan.pis.map((p) => p.nfsRoot).join(" ")}"`,
         `MARKER_FILE=${MARKER_FILE}`,
         "",
@@ -204,8 +206,8 @@ describe("fileserver VM: the real agent on Debian's kernel, systemd and kernel N
   });
 
   it("writes the plan's persistent network stanzas and exports file", () => {
-    expect(fileSeen(fileserver, "/etc/network/interfaces.d/pifleet")).toBe(renderFileserverInterfaces(plan));
-    expect(fileSeen(fileserver, "/etc/exports.d/pifleet.exports")).toBe(renderExports(plan));
+    expect(fileSeen(fileserver, "/etc/network/interfaces.d/pifleet")).toBe(renderFileserverInterfaces(served));
+    expect(fileSeen(fileserver, "/etc/exports.d/pifleet.exports")).toBe(renderExports(served));
   });
 
   it("exports each Pi's root to that Pi's address only, live in the kernel NFS server", () => {
@@ -230,9 +232,9 @@ describe("fileserver VM: the real agent on Debian's kernel, systemd and kernel N
     expect(value(shelfSwitch, "switch-ready")).toBe("");
     // `bridge vlan show` per port, as the switch VM's kernel has it.
     const ports = new Map(values(shelfSwitch, "switch-port").map((v) => [Number(v.split(" ")[0]), v]));
-    const trunkPort = ports.get(plan.switch.trunkPort)!;
+    const trunkPort = ports.get(shelf.switch.trunkPort)!;
     const piPort = ports.get(pi01.port)!;
-    for (const i of plan.fileserver.interfaces) expect(trunkPort).toMatch(new RegExp(`\\b${i.vlan}(;| )`));
+    for (const i of served.fileserver.interfaces) expect(trunkPort).toMatch(new RegExp(`\\b${i.vlan}(;| )`));
     expect(trunkPort).not.toMatch(/PVID|Untagged/);
     expect(piPort).toMatch(new RegExp(`\\b${pi01.vlan} PVID Egress Untagged;`));
     expect(piPort).not.toMatch(new RegExp(`\\b${pi02.vlan}\\b`));

@@ -93,11 +93,11 @@ pis: [{ name: pi01, port: 1 }, { name: pi02, port: 2 }]
 
   it("puts each wired Pi port untagged (PVID) in its VLAN, the trunk tagged in every private VLAN", () => {
     // The public VLAN goes to the Pis (tagged) and uplinks, not to the fileserver's trunk.
-    expect(switchVlanLines(plan.switch, [{ port: 24 }, { port: 1 }])).toEqual(["eth1 10 pvid untagged", "eth0 10", "eth0 11", "eth1 131"]);
+    expect(switchVlanLines(plan.shelves[0].switch, [{ port: 24 }, { port: 1 }])).toEqual(["eth1 10 pvid untagged", "eth0 10", "eth0 11", "eth1 131"]);
   });
 
   it("leaves out ports without a cable", () => {
-    expect(switchVlanLines(plan.switch, [{ port: 2 }])).toEqual(["eth0 11 pvid untagged", "eth0 131"]);
+    expect(switchVlanLines(plan.shelves[0].switch, [{ port: 2 }])).toEqual(["eth0 11 pvid untagged", "eth0 131"]);
   });
 });
 

@@ -9,5 +9,8 @@ export interface DesiredState {
 }
 
 export function desiredFromPlan(plan: Plan): DesiredState {
-  return { fleet: plan.fleet, fileserver: plan.fileserver.name, pis: plan.pis.map((p) => ({ name: p.name, port: p.port })) };
+  if (plan.fileservers.length > 1) {
+    throw new Error(`fleet ${plan.fleet} has ${plan.fileservers.length} fileservers; this coordinator watches one (${plan.fileservers.map((f) => f.name).join(", ")})`);
+  }
+  return { fleet: plan.fleet, fileserver: plan.fileservers[0]?.name, pis: plan.pis.map((p) => ({ name: p.name, port: p.port, shelf: p.shelf })) };
 }

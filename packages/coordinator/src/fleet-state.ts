@@ -32,6 +32,8 @@ export function isRecoveryState(s: string): s is RecoveryState {
 export interface PiRef {
   name: string;
   port: number;
+  /** The shelf (switch) the port is on; one-shelf fleets may leave it out. */
+  shelf?: string;
 }
 
 /**

@@ -84,7 +84,7 @@ export async function startRemediation(opts: {
   const fileserver: FileserverPort = {
     healthy: () => c.fileserverHealthy(),
     async rebuild(pi) {
-      const fsName = fleet.fileserver.name;
+      const fsName = opts.plan.fileservers[0].name;
       // The port is verified off before this is sent, so the agent may replace the root.
       const r = await c.sendCommand(fsName, "rebuild", { pi, pi_powered: "no" }, { force: true, timeoutMs: 600_000 });
       if (!r.ok) throw new Error(`rebuild of ${pi}'s root failed: ${r.message}`);
@@ -93,10 +93,10 @@ export async function startRemediation(opts: {
   const { enabled: _enabled, ...overrides } = opts.recovery;
   const config: Partial<RecoveryConfig> = {
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
-    dwellMs: fleet.switch.poe.dwellSeconds * 1000,
+    dwellMs: fleet.shelves[0].switch.poe.dwellSeconds * 1000,
   };
   const engine = new RecoveryEngine({
-    pis: fleet.pis.map((p) => ({ name: p.name, port: p.port })),
+    pis: opts.plan.pis.map((p) => ({ name: p.name, port: p.port })),
     power,
     lb: balancer,
     fileserver,

@@ -144,7 +144,7 @@ export class Watcher {
   reportAfter(pi: string, afterMs: number, timeoutMs = 5000): Promise<number> {
     return this.until(`a report from ${pi} after ${afterMs}`, () => {
       const t = this.mirror.pis.get(pi)?.lastReport?.timeMs;
-      return t !== undefined && t > afterMs ? t : undefined;
+      return typeof t === "number" && t > afterMs ? t : undefined;
     }, timeoutMs);
   }
 

@@ -1,6 +1,7 @@
 export * from "./net/ipv4.js";
 export * from "./net/ipv6.js";
 export * from "./fleet/schema.js";
+export * from "./fleet/drivers.js";
 export * from "./fleet/errors.js";
 export * from "./fleet/load.js";
 export * from "./fleet/config-file.js";

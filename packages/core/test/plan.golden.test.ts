@@ -1,9 +1,12 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { loadFleet, plan, renderCmdline, renderFileserverInterfaces, renderPiPublicInterface, renderExports, renderHaproxyBackend, renderSwitchTable } from "@pifleet/core";
+import { fileserverView, loadFleet, plan, renderCmdline, renderFileserverInterfaces, renderPiPublicInterface, renderExports, renderHaproxyBackend, renderSwitchTable } from "@pifleet/core";
 
-const seedText = readFileSync(new URL("../../../../shared/seed/000_b8bc5fb3cdb64335.txt", import.meta.url), "utf8");
+// The seed article's literal text, excerpted into the repository (a clone alone has no ../shared).
+const seedText = readFileSync(new URL("./fixtures/seed-excerpts.txt", import.meta.url), "utf8");
 const seedPlan = plan(loadFleet(new URL("../../../examples/seed-8.yaml", import.meta.url).pathname));
+const seedFileserver = fileserverView(seedPlan);
+const seedShelf = seedPlan.shelves[0];
 
 /** The seed wraps its cmdline over three lines; the Pi reads it as one. */
 function seedCmdline(): string {
@@ -21,7 +24,7 @@ describe("plan of the seed's cluster reproduces the seed", () => {
   it("fileserver stanzas for eth0.10 and eth0.11", () => {
     const start = seedText.indexOf("auto eth0.10");
     const literal = seedText.slice(start, seedText.indexOf("eth0.10 and eth0.11 appear")).trim();
-    expect(renderFileserverInterfaces(seedPlan)).toContain(literal);
+    expect(renderFileserverInterfaces(seedFileserver)).toContain(literal);
     expect(literal).toContain("10.46.189.5");
   });
 
@@ -46,16 +49,16 @@ describe("plan of the seed's cluster reproduces the seed", () => {
   });
 
   it("exports each root to its own Pi only", () => {
-    const lines = renderExports(seedPlan).split("\n").filter((l) => l.startsWith("/"));
+    const lines = renderExports(seedFileserver).split("\n").filter((l) => l.startsWith("/"));
     expect(lines).toHaveLength(8);
     expect(lines[0]).toBe("/export/10.46.189.2 10.46.189.2(rw,sync,no_subtree_check,no_root_squash)");
   });
 
   it("switch table: each private VLAN untagged on its Pi port and tagged on the trunk; public VLAN tagged on every Pi port", () => {
-    expect(seedPlan.switch.vlans.find((v) => v.vlan === 10)).toEqual({ vlan: 10, name: "pifleet-pi01", untagged: [1], tagged: [24] });
-    expect(seedPlan.switch.vlans.find((v) => v.vlan === 131)?.tagged).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(seedPlan.switch.pvids[0]).toEqual({ port: 1, vlan: 10 });
-    expect(renderSwitchTable(seedPlan)).toMatch(/^131\s+pifleet-public\s+-\s+1-8$/m);
+    expect(seedShelf.switch.vlans.find((v) => v.vlan === 10)).toEqual({ vlan: 10, name: "pifleet-pi01", untagged: [1], tagged: [24] });
+    expect(seedShelf.switch.vlans.find((v) => v.vlan === 131)?.tagged).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 23]);
+    expect(seedShelf.switch.pvids[0]).toEqual({ port: 1, vlan: 10 });
+    expect(renderSwitchTable(seedShelf)).toMatch(/^131\s+pifleet-public\s+-\s+1-8,23$/m);
   });
 
   it("load balancer backends are the public addresses", () => {

@@ -18,7 +18,7 @@ describe("the 96-Pi shelf", () => {
     const shelf = loadFleet(new URL("../../../examples/shelf-96.yaml", import.meta.url).pathname);
     let error: unknown;
     try {
-      plan({ ...shelf, private: { ...shelf.private, range: "10.46.189.0/24" } });
+      plan({ ...shelf, shelves: [{ ...shelf.shelves[0], private: { ...shelf.shelves[0].private, range: "10.46.189.0/24" } }] });
     } catch (err) {
       error = err;
     }

@@ -1,6 +1,6 @@
 import { realpath } from "node:fs/promises";
 import path from "node:path";
-import { loadFleet, plan as derivePlan, type Logger, type Notifier, type Plan } from "@pifleet/core";
+import { fileserverView, loadFleet, plan as derivePlan, type FileserverView, type Logger, type Notifier } from "@pifleet/core";
 import { FleetClient, v1 } from "@pifleet/proto";
 import type { FileserverConfig } from "./config.js";
 import { Fileserver, RefusedError, UnknownPiError, type Outcome } from "./fileserver.js";
@@ -103,9 +103,10 @@ export class FileserverAgent {
 
   /** Re-reads the fleet file; a new plan gets a new Fileserver, a broken file keeps the last good one. */
   private async refreshPlan(): Promise<string | undefined> {
-    let plan: Plan;
+    let plan: FileserverView;
     try {
-      plan = derivePlan(loadFleet(this.cfg.fleet));
+      // The agent's enrolled name is its fileserver's name in the fleet file: it owns that part only.
+      plan = fileserverView(derivePlan(loadFleet(this.cfg.fleet)), this.cfg.identity);
     } catch (err) {
       if (!this.fs) throw err;
       return `fleet file: ${(err as Error).message} (still using the last good plan)`;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { createLogger, FleetError, loadFleet, plan as derivePlan } from "@pifleet/core";
+import { createLogger, FleetError, fileserverView, loadFleet, plan as derivePlan, UnknownNameError, type FileserverView } from "@pifleet/core";
 import { RefusedError, UnknownPiError, type Outcome } from "./fileserver.js";
 import type { LiveRequest } from "./host/live.js";
 import { openFileserver, resolvePrefix } from "./open.js";
@@ -13,6 +13,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, drift: 3, refused: 4 } as cons
 
 interface GlobalOpts {
   fleet: string;
+  fileserver?: string;
   rootPrefix?: string;
   live: LiveRequest;
   dryRun?: boolean;
@@ -27,8 +28,18 @@ function yesNo(value: string): boolean {
   throw new InvalidArgumentError("expected yes or no");
 }
 
+/** This fileserver's part of the plan: the one named by --fileserver, or the fleet's only one. */
+function viewOf(opts: GlobalOpts): FileserverView {
+  try {
+    return fileserverView(derivePlan(loadFleet(opts.fleet)), opts.fileserver);
+  } catch (err) {
+    if (err instanceof UnknownNameError) throw new FleetError([{ path: "--fileserver", message: err.message }], opts.fleet);
+    throw err;
+  }
+}
+
 async function open(opts: GlobalOpts) {
-  const plan = derivePlan(loadFleet(opts.fleet));
+  const plan = viewOf(opts);
   // Logs go to stderr; stdout carries the command's own output.
   const logger = createLogger("pifleet-fileserver", { level: process.env.PIFLEET_LOG_LEVEL ?? "warn" });
   return openFileserver({ plan, prefix: opts.rootPrefix, live: opts.live, logger });
@@ -54,6 +65,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command("pifleet-fileserver")
     .description("Make this fileserver match the fleet plan: VLAN interfaces, NFS exports, Pi root filesystems, site content")
     .addOption(new Option("--fleet <file>", "fleet file").env("PIFLEET_FLEET").default("/etc/pifleet/fleet.yaml"))
+    .addOption(new Option("--fileserver <name>", "which of the fleet's fileservers this is (needed when it lists several)").env("PIFLEET_FILESERVER"))
     .addOption(new Option("--root-prefix <dir>", "act on a sandbox folder as if it were / (ip and exportfs are then emulated)").env("PIFLEET_ROOT_PREFIX"))
     .addOption(new Option("--live <mode>", "how to reach the kernel: auto, host, emulate or off").choices(["auto", "host", "emulate", "off"]).default("auto"))
     .option("--dry-run", "print the exact commands instead of running them")
@@ -137,7 +149,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (_o: unknown, cmd: Command) => {
       const opts = globals(cmd);
       const prefix = resolvePrefix(opts.rootPrefix);
-      const created = initSandbox(prefix, derivePlan(loadFleet(opts.fleet)));
+      const created = initSandbox(prefix, viewOf(opts));
       write(created.length ? `created:\n${created.map((c) => `  ${c}`).join("\n")}\n` : "sandbox already prepared\n");
     });
 

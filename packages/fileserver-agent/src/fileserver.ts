@@ -1,6 +1,6 @@
 import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
-import type { Logger, Plan } from "@pifleet/core";
+import type { Logger, FileserverView } from "@pifleet/core";
 import { createLayout, findPi, rootPaths, type Layout } from "./layout.js";
 import type { Live } from "./host/live.js";
 import type { CommandRunner } from "./runner.js";
@@ -48,7 +48,7 @@ export interface Outcome extends Planned {
 }
 
 export interface FileserverOptions {
-  plan: Plan;
+  plan: FileserverView;
   runner: CommandRunner;
   live: Live;
   prefix?: string;
@@ -61,7 +61,7 @@ export interface FileserverOptions {
  * can be printed instead of run.
  */
 export class Fileserver {
-  readonly plan: Plan;
+  readonly plan: FileserverView;
   readonly layout: Layout;
   readonly live: Live;
   private readonly runner: CommandRunner;

@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { PiPlan, Plan } from "@pifleet/core";
+import type { FileserverView, PiPlan } from "@pifleet/core";
 import { checkAbsolute, checkPiAddress } from "./safety.js";
 
 /**
@@ -26,7 +26,7 @@ export interface Layout {
 export const EXPORTS_FILE_NAME = "pifleet.exports";
 export const INTERFACES_FILE_NAME = "pifleet";
 
-export function createLayout(plan: Plan, prefix = ""): Layout {
+export function createLayout(plan: FileserverView, prefix = ""): Layout {
   const pre = prefix === "" ? "" : checkAbsolute(prefix, "root prefix");
   const under = (p: string) => (pre === "" || pre === "/" ? p : path.join(pre, p));
   const exportRoot = under(checkAbsolute(plan.fileserver.exportRoot, "fileserver.exportRoot"));
@@ -79,6 +79,6 @@ export function rootPaths(layout: Layout, pi: PiPlan): RootPaths {
 }
 
 /** Finds a Pi by name or by its private address. */
-export function findPi(plan: Plan, which: string): PiPlan | undefined {
+export function findPi(plan: FileserverView, which: string): PiPlan | undefined {
   return plan.pis.find((p) => p.name === which || p.piAddress === which);
 }

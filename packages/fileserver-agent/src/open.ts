@@ -1,6 +1,6 @@
 import { realpathSync, statSync } from "node:fs";
 import path from "node:path";
-import type { Logger, Plan } from "@pifleet/core";
+import type { Logger, FileserverView } from "@pifleet/core";
 import { Fileserver } from "./fileserver.js";
 import { EmulatedHost } from "./host/emulator.js";
 import { resolveLive, type LiveRequest } from "./host/live.js";
@@ -24,7 +24,7 @@ export function resolvePrefix(prefix: string | undefined): string {
 }
 
 export interface OpenOptions {
-  plan: Plan;
+  plan: FileserverView;
   prefix?: string;
   live?: LiveRequest;
   logger?: Logger;
@@ -41,7 +41,7 @@ export async function openFileserver(opts: OpenOptions): Promise<Fileserver> {
   let runner = base;
   if (live.network === "emulate" || live.nfs === "emulate") {
     const layout = createLayout(opts.plan, prefix);
-    runner = new EmulatedHost(layout.emulatorState, prefix, base, opts.plan.fileserver.trunkInterface);
+    runner = new EmulatedHost(layout.emulatorState, prefix, base, opts.plan.fileserver.trunkInterfaces);
   }
   for (const note of live.notes) opts.logger?.info({ live }, note);
   return new Fileserver({ plan: opts.plan, runner, live, prefix, logger: opts.logger });

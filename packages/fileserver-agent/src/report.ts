@@ -1,5 +1,5 @@
 import { v1 } from "@pifleet/proto";
-import type { Plan } from "@pifleet/core";
+import type { FileserverView } from "@pifleet/core";
 import type { Observed } from "./observe/observe.js";
 import type { DriftEntry } from "./reconcile/drift.js";
 
@@ -14,20 +14,22 @@ export interface Health {
  * the trunk is up. One Pi's missing root or VLAN is drift about that Pi, not fileserver ill
  * health: the coordinator must still be free to power-cycle the others.
  */
-export function assessHealth(plan: Plan, obs: Observed): Health {
+export function assessHealth(plan: FileserverView, obs: Observed): Health {
   const reasons = [...obs.errors];
   if (obs.exportRootProblem) reasons.push(obs.exportRootProblem);
   if (obs.live.nfs === "off") reasons.push("NFS server not observed (live=off)");
   else if (!obs.nfsRunning) reasons.push("NFS server not running");
   if (obs.links) {
-    const trunk = obs.links.find((l) => l.name === plan.fileserver.trunkInterface);
-    if (!trunk) reasons.push(`trunk ${plan.fileserver.trunkInterface} missing`);
-    else if (!trunk.up) reasons.push(`trunk ${plan.fileserver.trunkInterface} down`);
+    for (const name of plan.fileserver.trunkInterfaces) {
+      const trunk = obs.links.find((l) => l.name === name);
+      if (!trunk) reasons.push(`trunk ${name} missing`);
+      else if (!trunk.up) reasons.push(`trunk ${name} down`);
+    }
   }
   return { healthy: reasons.length === 0, reasons };
 }
 
-export function buildReport(plan: Plan, identity: string, obs: Observed, drift: DriftEntry[], now = Date.now()): v1.FileserverReport {
+export function buildReport(plan: FileserverView, identity: string, obs: Observed, drift: DriftEntry[], now = Date.now()): v1.FileserverReport {
   const health = assessHealth(plan, obs);
   return v1.FileserverReport.create({
     fileserver: identity,

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { Plan } from "@pifleet/core";
+import type { FileserverView } from "@pifleet/core";
 import { createLayout } from "./layout.js";
 
 /**
@@ -8,7 +8,7 @@ import { createLayout } from "./layout.js";
  * (/etc/network/interfaces sourcing interfaces.d, /etc/exports) and a tiny golden image, so the
  * demo and tests can create, rebuild and fill roots. Never overwrites what is there.
  */
-export function initSandbox(prefix: string, plan: Plan): string[] {
+export function initSandbox(prefix: string, plan: FileserverView): string[] {
   if (!prefix) throw new Error("init-sandbox needs --root-prefix: it never writes to the real /");
   const layout = createLayout(plan, prefix);
   const created: string[] = [];

@@ -38,7 +38,7 @@ class FakeCoordinator {
           this.ws = ws;
           ws.send(encodeEnvelope({ seq: 2, helloAck: { sessionId: "s1", reportIntervalMs: 0 } }));
         } else if (env.body === "fileserverReport") this.reports.push(env.fileserverReport as v1.FileserverReport);
-        else if (env.body === "commandResult") this.results.set(env.commandResult!.id, env.commandResult as v1.CommandResult);
+        else if (env.body === "commandResult") this.results.set(String(env.commandResult!.id), env.commandResult as v1.CommandResult);
         for (const w of this.waiters.splice(0)) w();
       });
     });

@@ -3,22 +3,24 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkFleet, loadFleet, plan, type Plan } from "@pifleet/core";
+import { parse } from "yaml";
+import { checkFleet, fileserverView, loadFleet, plan, type FileserverView } from "@pifleet/core";
 import { ExecRunner, formatCommand, type CommandRunner, type RunResult } from "@pifleet/fileserver-agent";
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, "../../..");
 export const fixture = (name: string) => readFileSync(path.join(here, "fixtures", name), "utf8");
 
-export function seedPlan(): Plan {
-  return plan(loadFleet(path.join(repo, "examples/seed-8.yaml")));
+/** The fileserver's part of the seed's plan (one shelf, one fileserver: all of it). */
+export function seedPlan(): FileserverView {
+  return fileserverView(plan(loadFleet(path.join(repo, "examples/seed-8.yaml"))));
 }
 
-/** The seed's fleet, edited: for plans with fewer Pis, another network driver, other options. */
-export function seedPlanWith(edit: (fleet: Record<string, any>) => void): Plan {
-  const fleet = JSON.parse(JSON.stringify(loadFleet(path.join(repo, "examples/seed-8.yaml"))));
+/** The seed's fleet file, edited as written: for plans with fewer Pis, another network driver, other options. */
+export function seedPlanWith(edit: (fleet: Record<string, any>) => void): FileserverView {
+  const fleet = parse(readFileSync(path.join(repo, "examples/seed-8.yaml"), "utf8")) as Record<string, any>;
   edit(fleet);
-  return plan(checkFleet(fleet));
+  return fileserverView(plan(checkFleet(fleet)));
 }
 
 export function tempDir(label: string): { dir: string; cleanup: () => void } {

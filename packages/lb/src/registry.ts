@@ -1,4 +1,4 @@
-import type { Fleet } from "@pifleet/core";
+import type { Fleet, LoadBalancerDriverName } from "@pifleet/core";
 import { LoadBalancerError, type DriverOptions, type LoadBalancerDriver } from "./driver.js";
 
 export type DriverFactory = (options: DriverOptions) => LoadBalancerDriver;
@@ -6,7 +6,7 @@ export type DriverFactory = (options: DriverOptions) => LoadBalancerDriver;
 const factories = new Map<string, DriverFactory>();
 
 /** A vendor file calls this once; a second registration under the same name is a programming error. */
-export function registerDriver(name: string, factory: DriverFactory): void {
+export function registerDriver(name: LoadBalancerDriverName, factory: DriverFactory): void {
   if (factories.has(name)) throw new Error(`load balancer driver "${name}" is already registered`);
   factories.set(name, factory);
 }

@@ -3,7 +3,7 @@ export { SnmpError, type SnmpErrorCode } from "./snmp/errors.js";
 export { SnmpClient, probeAlive, type SnmpClientOptions, type SnmpClientStats, type SnmpTarget, type SnmpType, type SnmpValue, type SnmpVarbind, type SnmpWrite } from "./snmp/client.js";
 export { OID, RowStatus, TruthValue, oidName } from "./snmp/oids.js";
 export { encodePortList, decodePortList, samePorts } from "./snmp/portlist.js";
-export { switchResourceFromFleet, SwitchConfigError, type SwitchResource } from "./resource.js";
+export { switchResourceFromFleet, switchResourceFromSpec, SwitchConfigError, type SwitchResource } from "./resource.js";
 export * from "./power/index.js";
 export { readBridgePorts } from "./bridge.js";
 export { LinkReader, type LinkState } from "./link.js";

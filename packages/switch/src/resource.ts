@@ -1,4 +1,4 @@
-import { readSecret, type Fleet, type SecretRef } from "@pifleet/core";
+import { readSecret, type Fleet, type SecretRef, type SwitchSpec } from "@pifleet/core";
 import { Secret, type SnmpCredentials } from "./snmp/credentials.js";
 
 /**
@@ -27,14 +27,23 @@ export class SwitchConfigError extends Error {
   override name = "SwitchConfigError";
 }
 
-/** Builds the resource from a fleet, reading its secrets (env or file). */
-export function switchResourceFromFleet(fleet: Pick<Fleet, "switch">, env: NodeJS.ProcessEnv = process.env): SwitchResource {
-  const sw = fleet.switch;
+/** The switch of one shelf (by name; the only one when unnamed), reading its secrets (env or file). */
+export function switchResourceFromFleet(fleet: Pick<Fleet, "shelves">, env: NodeJS.ProcessEnv = process.env, shelf?: string): SwitchResource {
+  const s = shelf === undefined ? (fleet.shelves.length === 1 ? fleet.shelves[0] : undefined) : fleet.shelves.find((x) => x.name === shelf);
+  if (!s) {
+    const names = fleet.shelves.map((x) => x.name).join(", ");
+    throw new SwitchConfigError(shelf === undefined ? `the fleet has ${fleet.shelves.length} shelves: name one (${names})` : `no shelf "${shelf}" (known: ${names})`);
+  }
+  return switchResourceFromSpec(s.switch, `${s.at}switch`, env);
+}
+
+/** Builds the resource from a switch's fleet-file entry; `at` names it in errors (`shelves[1].switch`). */
+export function switchResourceFromSpec(sw: SwitchSpec, at = "switch", env: NodeJS.ProcessEnv = process.env): SwitchResource {
   const secret = (field: string, ref: SecretRef): Secret => {
     try {
       return new Secret(readSecret(ref, env));
     } catch (err) {
-      throw new SwitchConfigError(`switch.snmp.${field}: ${(err as Error).message}`);
+      throw new SwitchConfigError(`${at}.snmp.${field}: ${(err as Error).message}`);
     }
   };
   let credentials: SnmpCredentials;
@@ -52,8 +61,8 @@ export function switchResourceFromFleet(fleet: Pick<Fleet, "switch">, env: NodeJ
       privKey: secret("privKey", sw.snmp.privKey),
     };
     // RFC 3414 §11.2: a passphrase under 8 characters is refused by agents; say so before they do.
-    if (credentials.authKey.reveal().length < 8) throw new SwitchConfigError("switch.snmp.authKey: an SNMPv3 key needs at least 8 characters");
-    if (credentials.privKey.reveal().length < 8) throw new SwitchConfigError("switch.snmp.privKey: an SNMPv3 key needs at least 8 characters");
+    if (credentials.authKey.reveal().length < 8) throw new SwitchConfigError(`${at}.snmp.authKey: an SNMPv3 key needs at least 8 characters`);
+    if (credentials.privKey.reveal().length < 8) throw new SwitchConfigError(`${at}.snmp.privKey: an SNMPv3 key needs at least 8 characters`);
   }
   return {
     name: sw.name,

@@ -95,7 +95,7 @@ describe("pifleet switch … and pifleet switch-emulator (built CLI)", () => {
     const r = await inProcess(["switch", "plan", fleet]);
     expect(r.error).toBeUndefined();
     expect(r.stdout).toMatch(/^10\s+pifleet-pi01\s+1\s+24$/m);
-    expect(r.stdout).toMatch(/^131\s+pifleet-public\s+-\s+1-8$/m);
+    expect(r.stdout).toMatch(/^131\s+pifleet-public\s+-\s+1-8,23$/m);
   });
 
   it("diff, apply --dry-run, apply, then diff --exit-code is clean and a second apply writes nothing", async () => {

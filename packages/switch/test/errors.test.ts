@@ -68,7 +68,7 @@ describe("credentials and failures over real SNMP", () => {
       await sw.power.powerSet(4, false);
       expect(emu.state.power(4)).toBe(false);
       await sw.power.powerSet(4, true);
-      const result = await applySwitchPlan(sw.vlans, plan(fleet).switch, { logger: quiet });
+      const result = await applySwitchPlan(sw.vlans, plan(fleet).shelves[0].switch, { logger: quiet });
       expect(result.after?.drift).toEqual([]);
     } finally {
       await sw.close();

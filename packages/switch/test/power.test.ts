@@ -14,6 +14,7 @@ import {
   type SwitchEmulator,
   type SwitchHandle,
 } from "@pifleet/switch";
+import { POE_DRIVERS } from "@pifleet/core";
 import { exampleFleet, quiet, snmpTool, v2cArgs } from "./helpers.js";
 
 const RW = "rw-Secret-7";
@@ -122,11 +123,15 @@ describe("the driver registry: one vendor per file, chosen by switch.poe.driver"
     await emu?.stop();
   });
 
-  it("knows rfc3621 and cisco, and names them when asked for another", () => {
-    expect(powerDriverNames()).toEqual(["cisco", "rfc3621"]);
-    const fleet = exampleFleet("seed-8.yaml", emu.port, (y) => y.replace("driver: rfc3621", "driver: netgear"));
-    expect(() => openSwitch(switchResourceFromFleet(fleet, env))).toThrow(UnknownPowerDriverError);
-    expect(() => openSwitch(switchResourceFromFleet(fleet, env))).toThrow(/switch\.poe\.driver: unknown PoE driver "netgear" \(known: cisco, rfc3621\)/);
+  it("knows rfc3621 and cisco, the names the fleet file accepts; another is refused when the file is read", () => {
+    expect(powerDriverNames()).toEqual([...POE_DRIVERS].sort());
+    expect(() => exampleFleet("seed-8.yaml", emu.port, (y) => y.replace("driver: rfc3621", "driver: netgear"))).toThrow(
+      /switch\.poe\.driver: unknown PoE driver "netgear" \(known: rfc3621, cisco\)/,
+    );
+    // A resource built by hand (not from a fleet file) still gets the registry's own refusal.
+    const fleet = exampleFleet("seed-8.yaml", emu.port);
+    const resource = switchResourceFromFleet(fleet, env);
+    expect(() => openSwitch({ ...resource, poe: { ...resource.poe, driver: "netgear" } })).toThrow(UnknownPowerDriverError);
   });
 
   it("the cisco driver writes cpeExtPsePortEnable (disable(4) / auto(1)), and the standard MIB agrees", async () => {

@@ -34,10 +34,9 @@ export function registerEnroll(program: Command): void {
       const role = opts.role as AgentRole;
       if (opts.fleet) {
         const p = plan(loadFleet(opts.fleet));
-        const known = role === "pi" ? p.pis.some((pi) => pi.name === name) : p.fileserver.name === name;
-        if (!known) {
-          const names = role === "pi" ? p.pis.map((pi) => pi.name).join(", ") : p.fileserver.name;
-          throw new UsageError(`${opts.fleet}: no ${role} named "${name}" in fleet ${p.fleet} (${role === "pi" ? "Pis" : "fileserver"}: ${names})`);
+        const names = role === "pi" ? p.pis.map((pi) => pi.name) : p.fileservers.map((f) => f.name);
+        if (!names.includes(name)) {
+          throw new UsageError(`${opts.fleet}: no ${role} named "${name}" in fleet ${p.fleet} (${role === "pi" ? "Pis" : "fileservers"}: ${names.join(", ")})`);
         }
       }
       const store = new SqliteStore(storePath(opts));

@@ -1,17 +1,43 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { loadFleet, plan, renderPlanFiles, renderPlanTable } from "@pifleet/core";
+import { loadFleet, plan, renderPlanFiles, renderPlanTable, shelfOf, UnknownNameError, type Plan } from "@pifleet/core";
+import { UsageError } from "../usage-error.js";
+
+/** The plan narrowed to one shelf: its Pis, its switch, the fileserver serving it. */
+function onlyShelf(derived: Plan, name: string): Plan {
+  const shelf = shelfOf(derived, name);
+  const pis = derived.pis.filter((p) => p.shelf === name);
+  const names = new Set(pis.map((p) => p.name));
+  return {
+    ...derived,
+    pis,
+    shelves: [shelf],
+    fileservers: derived.fileservers
+      .filter((f) => f.name === shelf.fileserver)
+      .map((f) => ({ ...f, shelves: [name], trunkInterfaces: [shelf.trunkInterface], interfaces: f.interfaces.filter((i) => i.shelf === name) })),
+    loadBalancer: { ...derived.loadBalancer, servers: derived.loadBalancer.servers.filter((s) => names.has(s.name)) },
+  };
+}
 
 export function registerPlan(program: Command): void {
   program
     .command("plan")
     .description("derive the addressing plan from a fleet file and print it or write its files")
     .argument("<fleet>", "fleet file (YAML)")
+    .option("--shelf <name>", "only this shelf (its Pis, its switch, its fileserver's part)")
     .option("--json", "print the plan as JSON")
     .option("--out <dir>", "write cmdline.txt, interfaces, exports, switch table and HAProxy backend under DIR")
-    .action((file: string, opts: { json?: boolean; out?: string }) => {
-      const derived = plan(loadFleet(file));
+    .action((file: string, opts: { json?: boolean; out?: string; shelf?: string }) => {
+      let derived = plan(loadFleet(file));
+      if (opts.shelf !== undefined) {
+        try {
+          derived = onlyShelf(derived, opts.shelf);
+        } catch (err) {
+          if (err instanceof UnknownNameError) throw new UsageError(`--shelf: ${err.message}`);
+          throw err;
+        }
+      }
       if (opts.out) {
         const written: string[] = [];
         for (const [rel, text] of renderPlanFiles(derived)) {

@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
 import { Command, InvalidArgumentError } from "commander";
-import { createLogger, loadFleet, plan, readSecret, type Fleet } from "@pifleet/core";
+import { createLogger, loadFleet, plan, readSecret, shelfOf, UnknownNameError, type Fleet } from "@pifleet/core";
 import { plannedPorts, startSwitchEmulator, type EmulatorUser, type SwitchEmulatorOptions } from "@pifleet/switch";
 import { UsageError } from "../usage-error.js";
 
 interface EmulatorFlags {
   fleet?: string;
+  shelf?: string;
   ports?: number;
   listen?: string;
   community?: string;
@@ -41,15 +42,23 @@ function parseUser(text: string): EmulatorUser {
   return { name, authKey, privKey, authProtocol: authProtocol as EmulatorUser["authProtocol"], privProtocol: privProtocol as EmulatorUser["privProtocol"] };
 }
 
-/** The emulator a fleet file expects: its address, ports, PoE group and driver, and its credentials. */
-function fromFleet(fleet: Fleet): SwitchEmulatorOptions {
-  const sw = fleet.switch;
-  const highest = Math.max(...plannedPorts(plan(fleet).switch), ...sw.uplinkPorts);
+/** The emulator a fleet file expects of one shelf's switch: its address, ports, PoE group and driver, and its credentials. */
+function fromFleet(fleet: Fleet, shelfName: string | undefined): SwitchEmulatorOptions {
+  let shelf;
+  try {
+    shelf = shelfOf(plan(fleet), shelfName);
+  } catch (err) {
+    if (err instanceof UnknownNameError) throw new UsageError(`--shelf: ${err.message}`);
+    throw err;
+  }
+  const spec = fleet.shelves.find((s) => s.name === shelf.name)!;
+  const sw = spec.switch;
+  const highest = Math.max(...plannedPorts(shelf.switch), ...sw.uplinkPorts);
   const secret = (field: string, ref: Parameters<typeof readSecret>[0]): string => {
     try {
       return readSecret(ref);
     } catch (err) {
-      throw new UsageError(`switch.snmp.${field}: ${(err as Error).message}`);
+      throw new UsageError(`${spec.at}switch.snmp.${field}: ${(err as Error).message}`);
     }
   };
   const options: SwitchEmulatorOptions = {
@@ -85,6 +94,7 @@ export function registerSwitchEmulator(program: Command): void {
     .command("switch-emulator")
     .description("run an emulated PoE switch over real SNMP (POWER-ETHERNET, Q-BRIDGE, BRIDGE, IF-MIB) until stopped")
     .option("--fleet <file>", "take address, port count, PoE group/driver and credentials from a fleet file")
+    .option("--shelf <name>", "with --fleet: which shelf's switch to be (needed when the fleet has several)")
     .option("--ports <n>", "number of ports (default 24)", positiveInt("--ports"))
     .option("--listen <host:port>", "UDP address to listen on (default 127.0.0.1:16161)")
     .option("--community <name>", "read-only community (default public)")
@@ -102,7 +112,7 @@ export function registerSwitchEmulator(program: Command): void {
     )
     .option("--exec <command>", "run COMMAND PORT on|off after each power change (e.g. to power a VM)")
     .action(async (flags: EmulatorFlags) => {
-      const options: SwitchEmulatorOptions = flags.fleet ? fromFleet(loadFleet(flags.fleet)) : { address: "127.0.0.1", port: 16161 };
+      const options: SwitchEmulatorOptions = flags.fleet ? fromFleet(loadFleet(flags.fleet), flags.shelf) : { address: "127.0.0.1", port: 16161 };
       if (flags.listen) Object.assign(options, parseListen(flags.listen));
       if (flags.ports) options.ports = flags.ports;
       if (flags.community) options.community = flags.community;

@@ -80,6 +80,7 @@ export async function run(): Promise<BenchRow[]> {
 
     const haproxy = existsSync(HAPROXY);
     const socket = path.join(dir, "haproxy.sock");
+    const pis = Array.from({ length: PIS }, (_, i) => ({ name: piName(i), port: i + 1 }));
     const fleet: FleetInput = {
       name: "bench",
       switch: { name: "bench-switch", address: "127.0.0.1", snmpPort: emulator.port, snmp: { version: "2c", community: { file: communityFile } }, trunkPort: PIS + 1, poe: { driver: "rfc3621", group: 1, dwellSeconds: DWELL_S } },
@@ -87,14 +88,14 @@ export async function run(): Promise<BenchRow[]> {
       private: { range: "10.46.188.0/23", firstVlan: 10 },
       public: { vlan: 131, prefix: "2a00:1098:0:84::/64", gateway: "2a00:1098:0:84::1" },
       loadBalancer: { driver: "haproxy", socket, backend: "pifleet" },
-      pis: Array.from({ length: PIS }, (_, i) => ({ name: piName(i), port: i + 1 })),
+      pis,
     };
     checkFleet(fleet, "bench fleet");
     writeFileSync(path.join(dir, "fleet.yaml"), stringify(fleet));
 
     if (haproxy) {
       // Servers on a closed port without checks: only their admin state (drain/ready) matters here.
-      const cfg = ["global", `\tstats socket ${socket} mode 600 level admin`, "defaults", "\tmode http", "\ttimeout connect 2s", "\ttimeout client 10s", "\ttimeout server 10s", "backend pifleet", ...fleet.pis.map((p) => `\tserver ${p.name} 127.0.0.1:9`), ""];
+      const cfg = ["global", `\tstats socket ${socket} mode 600 level admin`, "defaults", "\tmode http", "\ttimeout connect 2s", "\ttimeout client 10s", "\ttimeout server 10s", "backend pifleet", ...pis.map((p) => `\tserver ${p.name} 127.0.0.1:9`), ""];
       writeFileSync(path.join(dir, "haproxy.cfg"), cfg.join("\n"));
       const hp = spawn(HAPROXY, ["-f", path.join(dir, "haproxy.cfg"), "-db"], { stdio: "ignore" });
       started(hp, "haproxy");
@@ -105,7 +106,7 @@ export async function run(): Promise<BenchRow[]> {
     const db = path.join(dir, "coordinator.db");
     const store = new SqliteStore(db);
     const secrets = new Map<string, string>();
-    for (const name of [...fleet.pis.map((p) => p.name), "fileserver"]) secrets.set(name, enrollAgent(store, name, name === "fileserver" ? "fileserver" : "pi").secret);
+    for (const name of [...pis.map((p) => p.name), "fileserver"]) secrets.set(name, enrollAgent(store, name, name === "fileserver" ? "fileserver" : "pi").secret);
     const token = createToken(store, "bench", "watcher");
     store.close();
 
@@ -138,7 +139,7 @@ export async function run(): Promise<BenchRow[]> {
     // Victims spread over the shelf, each its own one-agent SimFleet so it can die and boot alone.
     const victimIdx = Array.from({ length: VICTIMS }, (_, k) => Math.floor(((k + 0.5) * PIS) / VICTIMS));
     for (const i of victimIdx) victims.set(i + 1, { name: piName(i), secret: secrets.get(piName(i))! });
-    const steady = new SimFleet({ url: agentUrl, agents: fleet.pis.filter((_, i) => !victims.has(i + 1)).map((p) => ({ identity: p.name, secret: secrets.get(p.name)! })), intervalMs: 1000, logger });
+    const steady = new SimFleet({ url: agentUrl, agents: pis.filter((_, i) => !victims.has(i + 1)).map((p) => ({ identity: p.name, secret: secrets.get(p.name)! })), intervalMs: 1000, logger });
     clients.push(steady);
     const boot = async (port: number) => {
       const v = victims.get(port)!;
@@ -179,7 +180,7 @@ export async function run(): Promise<BenchRow[]> {
       return last ? displayStateName(last.state) : "unknown";
     };
     const t0 = Date.now();
-    await until("all 96 Pis healthy and the fileserver healthy", () => fleet.pis.every((p) => state(p.name) === "healthy") && fleetStatus?.fileserverHealthy, 120_000);
+    await until("all 96 Pis healthy and the fileserver healthy", () => pis.every((p) => state(p.name) === "healthy") && fleetStatus?.fileserverHealthy, 120_000);
     // Past the recovery engine's start-up grace, so the first victim is judged like the rest.
     await new Promise((r) => setTimeout(r, Math.max(0, recovery.startupGraceMs + 500 - (Date.now() - t0))));
 

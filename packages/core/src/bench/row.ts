@@ -3,5 +3,7 @@ export interface BenchRow {
   name: string;
   value: number | string;
   unit?: string;
+  /** The target this figure is held to, printed beside it (e.g. "≤ 20 ms"). */
+  goal?: string;
   note?: string;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BOOT_METHODS, BOOT_MODES, LOAD_BALANCER_DRIVERS, NETWORK_DRIVERS, POE_DRIVERS, unknownNameMessage } from "./drivers.js";
 
 /** Credentials are never written into the fleet file: it names where to read them. */
 export const SecretRefSchema = z.union([
@@ -13,6 +14,7 @@ const hostname = z
   .string()
   .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be a lower-case hostname label (a-z, 0-9, '-')");
 const absolutePath = z.string().startsWith("/", "must be an absolute path");
+const interfaceName = z.string().regex(/^[a-zA-Z0-9_-]{1,12}$/, "must be an interface name like eth0");
 
 export const SnmpV2cSchema = z.strictObject({
   version: z.literal("2c"),
@@ -40,7 +42,7 @@ export const SwitchSchema = z.strictObject({
   uplinkPorts: z.array(port).default([]),
   poe: z
     .strictObject({
-      driver: z.string().min(1).default("rfc3621"),
+      driver: z.enum(POE_DRIVERS, { error: unknownNameMessage("PoE driver", POE_DRIVERS) }).default("rfc3621"),
       group: z.int().min(1).default(1),
       /** Seconds a port stays off during a power-cycle. */
       dwellSeconds: z.number().min(0).max(600).default(5),
@@ -52,11 +54,14 @@ export const FileserverSchema = z.strictObject({
   name: hostname.default("fileserver"),
   /** Where the coordinator and `pifleet install` reach it (management network). */
   address: z.string().min(1).optional(),
-  trunkInterface: z.string().regex(/^[a-zA-Z0-9_-]{1,12}$/, "must be an interface name like eth0").default("eth0"),
+  /** Parent of the `eth0.N` VLAN interfaces: the port cabled to a shelf's switch trunk (the default for shelves that name none). */
+  trunkInterface: interfaceName.default("eth0"),
   exportRoot: absolutePath.default("/export"),
   goldenImage: absolutePath,
-  network: z.enum(["ifupdown", "networkd"]).default("ifupdown"),
+  network: z.enum(NETWORK_DRIVERS, { error: unknownNameMessage("network driver", NETWORK_DRIVERS) }).default("ifupdown"),
   exportOptions: z.string().regex(/^[a-z_,=0-9]+$/).default("rw,sync,no_subtree_check,no_root_squash"),
+  /** Netbooted Pis' TFTP folders live here; inside the export tree (default `<exportRoot>/tftp`). */
+  tftpRoot: absolutePath.optional(),
 });
 
 export const PrivateSchema = z.strictObject({
@@ -69,14 +74,15 @@ export const PublicSchema = z.strictObject({
   prefix: z.string(),
   gateway: z.string(),
   /**
-   * Interface identifier (the low 64 bits) of each Pi's address. `{port}`, `{slot}` and `{vlan}`
-   * are written as decimal digits so the address reads like the port: port 1 → 1000:1::2.
+   * Interface identifier (the low 64 bits) of each Pi's address. `{port}`, `{slot}`, `{vlan}` and
+   * `{shelf}` (the shelf's position in `shelves`, from 1) are written as decimal digits so the
+   * address reads like the port: port 1 → 1000:1::2.
    */
   addressScheme: z.string().default("1000:{port}::2"),
 });
 
 export const LoadBalancerSchema = z.strictObject({
-  driver: z.string().min(1).default("haproxy"),
+  driver: z.enum(LOAD_BALANCER_DRIVERS, { error: unknownNameMessage("load balancer driver", LOAD_BALANCER_DRIVERS) }).default("haproxy"),
   /** HAProxy's runtime API: a unix socket path or host:port. */
   socket: z.string().min(1).default("/run/haproxy/admin.sock"),
   backend: z.string().regex(/^[A-Za-z0-9_.:-]+$/).default("pifleet"),
@@ -84,35 +90,162 @@ export const LoadBalancerSchema = z.strictObject({
   healthCheck: z.string().default("GET /"),
 });
 
+const bootMode = z.enum(BOOT_MODES, { error: unknownNameMessage("boot mode", BOOT_MODES) });
+
 export const BootSchema = z.strictObject({
+  /** `sd`: each Pi boots its kernel from an SD card; `netboot`: DHCP + TFTP from the fileserver, no card. */
+  mode: bootMode.default("sd"),
+  /** How netbooted Pis fetch their kernel (see drivers.ts). */
+  method: z.enum(BOOT_METHODS, { error: unknownNameMessage("boot method", BOOT_METHODS) }).default("rpi"),
   cmdlinePrefix: z.string().default("dwc_otg.lpm_enable=0 console=ttyAMA0,115200 console=tty1"),
   cmdlineSuffix: z.string().default("elevator=deadline fsck.repair=yes rootwait"),
 });
 
+/** MACs are compared and rendered in one form: lower case, colons. */
+const mac = z
+  .string()
+  .regex(/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/, "must be a MAC address like b8:27:eb:00:00:01")
+  .transform((s) => s.toLowerCase().replace(/-/g, ":"));
+
 export const PiSchema = z.strictObject({
   name: hostname,
   port,
-  mac: z
+  /** The Pi's Ethernet MAC: its DHCP reservation when netbooted. */
+  mac: mac.optional(),
+  /**
+   * The board serial (`Serial` in /proc/cpuinfo, or `vcgencmd otp_dump` row 28): the boot ROM asks
+   * TFTP for `<last 8 hex digits>/…`.
+   */
+  serial: z
     .string()
-    .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, "must be a lower-case MAC like b8:27:eb:00:00:01")
+    .regex(/^([0-9a-fA-F]{8}|[0-9a-fA-F]{16})$/, "must be the Pi's serial: 8 or 16 hex digits")
+    .transform((s) => s.toLowerCase())
     .optional(),
-  serial: z.string().regex(/^[0-9a-f]{8,16}$/, "must be the Pi's hex serial").optional(),
+  /** Overrides the fleet's `boot.mode` for this Pi. */
+  boot: bootMode.optional(),
   /** Overrides the address scheme for this Pi. */
   ipv6: z.string().optional(),
 });
 
-export const FleetSchema = z.strictObject({
-  name: hostname,
-  switch: SwitchSchema,
-  fileserver: FileserverSchema,
-  private: PrivateSchema,
-  public: PublicSchema,
-  loadBalancer: LoadBalancerSchema.prefault({}),
-  boot: BootSchema.prefault({}),
-  pis: z.array(PiSchema).min(1, "a fleet needs at least one Pi"),
+/** A shelf's link to its fileserver: which one (by name) and on which of its ports the trunk arrives. */
+export const ShelfFileserverSchema = z.strictObject({
+  name: hostname.optional(),
+  trunkInterface: interfaceName.optional(),
 });
 
-export type Fleet = z.infer<typeof FleetSchema>;
-export type FleetInput = z.input<typeof FleetSchema>;
+export const ShelfSchema = z.strictObject({
+  name: hostname,
+  switch: SwitchSchema,
+  fileserver: ShelfFileserverSchema.prefault({}),
+  private: PrivateSchema,
+  /** Overrides `public.addressScheme` for this shelf's Pis. */
+  addressScheme: z.string().optional(),
+  pis: z.array(PiSchema).min(1, "a shelf needs at least one Pi"),
+});
+
+/**
+ * The file as written. Two forms: one shelf at the top level (`switch`, `fileserver`, `private`,
+ * `pis`, as in the seed), or a `shelves:` list (each with its own switch, fileserver trunk,
+ * private range and Pis) with `fileserver:` or `fileservers:` beside it.
+ */
+export const FleetFileSchema = z
+  .strictObject({
+    name: hostname,
+    public: PublicSchema,
+    loadBalancer: LoadBalancerSchema.prefault({}),
+    boot: BootSchema.prefault({}),
+    fileserver: FileserverSchema.optional(),
+    fileservers: z.array(FileserverSchema).min(1, "list at least one fileserver").optional(),
+    switch: SwitchSchema.optional(),
+    private: PrivateSchema.optional(),
+    pis: z.array(PiSchema).min(1, "a fleet needs at least one Pi").optional(),
+    shelves: z.array(ShelfSchema).min(1, "list at least one shelf").optional(),
+  })
+  .superRefine((f, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if (f.fileserver && f.fileservers) issue("fileservers", "give either fileserver: or fileservers:, not both");
+    if (!f.fileserver && !f.fileservers) issue("fileserver", "required (or a fileservers: list)");
+    if (f.shelves) {
+      for (const key of ["switch", "private", "pis"] as const) {
+        if (f[key] !== undefined) issue(key, `belongs inside each shelf when shelves: is given`);
+      }
+    } else {
+      for (const key of ["switch", "private", "pis"] as const) {
+        if (f[key] === undefined) issue(key, "required (or a shelves: list)");
+      }
+    }
+  });
+
+export type FleetFile = z.infer<typeof FleetFileSchema>;
+export type FleetInput = z.input<typeof FleetFileSchema>;
 export type PiSpec = z.infer<typeof PiSchema>;
-export type SnmpConfig = Fleet["switch"]["snmp"];
+export type SwitchSpec = z.infer<typeof SwitchSchema>;
+export type SnmpConfig = SwitchSpec["snmp"];
+
+export interface FileserverSpec extends z.infer<typeof FileserverSchema> {
+  tftpRoot: string;
+  /** Where it is written in the file (`fileserver` or `fileservers[1]`): error messages name it. */
+  at: string;
+}
+
+export interface ShelfSpec {
+  name: string;
+  /** Position in the fleet, from 1: `{shelf}` in the address scheme. */
+  index: number;
+  /** Prefix of this shelf's fields in the file: `` for the one-shelf form, `shelves[2].` otherwise. */
+  at: string;
+  switch: SwitchSpec;
+  /** The fileserver serving this shelf (a name in `fileservers`). */
+  fileserver: string;
+  trunkInterface: string;
+  private: z.infer<typeof PrivateSchema>;
+  addressScheme: string;
+  pis: PiSpec[];
+}
+
+/** The fleet every tool works from: always a list of shelves, whichever form the file used. */
+export interface Fleet {
+  name: string;
+  public: z.infer<typeof PublicSchema>;
+  loadBalancer: z.infer<typeof LoadBalancerSchema>;
+  boot: z.infer<typeof BootSchema>;
+  fileservers: FileserverSpec[];
+  shelves: ShelfSpec[];
+}
+
+/** The one shelf of a file in the one-shelf form is called this. */
+export const DEFAULT_SHELF_NAME = "shelf1";
+
+/**
+ * The file's two forms, made one. A shelf that names no fileserver is served by the only one;
+ * with several, the name is required (checked in validateFleet, which sees the whole fleet).
+ */
+export function normalizeFleet(f: FleetFile): Fleet {
+  const listed = f.fileservers ?? (f.fileserver ? [f.fileserver] : []);
+  const fileservers: FileserverSpec[] = listed.map((fs, i) => ({
+    ...fs,
+    tftpRoot: fs.tftpRoot ?? `${fs.exportRoot.replace(/\/+$/, "")}/tftp`,
+    at: f.fileservers ? `fileservers[${i}]` : "fileserver",
+  }));
+  const byName = new Map(fileservers.map((fs) => [fs.name, fs]));
+  const only = fileservers.length === 1 ? fileservers[0] : undefined;
+  const shelfOf = (s: z.infer<typeof ShelfSchema>, index: number, at: string): ShelfSpec => {
+    const fsName = s.fileserver.name ?? only?.name ?? "";
+    const fs = byName.get(fsName);
+    return {
+      name: s.name,
+      index,
+      at,
+      switch: s.switch,
+      fileserver: fsName,
+      trunkInterface: s.fileserver.trunkInterface ?? fs?.trunkInterface ?? "eth0",
+      private: s.private,
+      addressScheme: s.addressScheme ?? f.public.addressScheme,
+      pis: s.pis,
+    };
+  };
+  const shelves = f.shelves
+    ? f.shelves.map((s, i) => shelfOf(s, i + 1, `shelves[${i}].`))
+    : [shelfOf({ name: DEFAULT_SHELF_NAME, switch: f.switch!, fileserver: {}, private: f.private!, pis: f.pis! }, 1, "")];
+  return { name: f.name, public: f.public, loadBalancer: f.loadBalancer, boot: f.boot, fileservers, shelves };
+}

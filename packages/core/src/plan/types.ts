@@ -1,11 +1,30 @@
 /** The addressing plan: everything derived from a fleet file. Every component reads this, none re-derives it. */
+import type { BootMethodName, BootMode, NetworkDriverName } from "../fleet/drivers.js";
+
+/** How a netbooted Pi gets its kernel: a DHCP reservation on its own VLAN, then TFTP from its folder. */
+export interface NetbootPlan {
+  method: BootMethodName;
+  mac: string;
+  /** The board serial as given; the boot ROM's TFTP folder is its last 8 hex digits. */
+  serial?: string;
+  /** Folder name under the TFTP root the Pi's files are served from (`<serial>` for `rpi`, the Pi's name otherwise). */
+  tftpPrefix: string;
+  /** Absolute fileserver path of that folder. */
+  tftpDir: string;
+  /** Where the kernel, device trees and initramfs come from: inside the Pi's own root, first that exists. */
+  bootFrom: string[];
+}
 
 export interface PiPlan {
   name: string;
+  /** The shelf the Pi sits in. */
+  shelf: string;
   port: number;
-  /** Position in the private range: port − 1. */
+  /** Position in the shelf's private range: port − 1. */
   slot: number;
   vlan: number;
+  /** The fileserver serving this Pi. */
+  fileserver: string;
   /** The fileserver side of this Pi's private VLAN, e.g. `eth0.10`. */
   fileserverInterface: string;
   network: string;
@@ -21,17 +40,22 @@ export interface PiPlan {
   ipv6: string;
   ipv6PrefixLength: 64;
   ipv6Gateway: string;
+  boot: BootMode;
+  netboot?: NetbootPlan;
   mac?: string;
   serial?: string;
 }
 
 export interface FileserverInterfacePlan {
   name: string;
+  /** The trunk interface this VLAN rides on (`eth0` of `eth0.10`). */
+  parent: string;
   vlan: number;
   address: string;
   netmask: string;
   prefixLength: 30;
   pi: string;
+  shelf: string;
 }
 
 export interface SwitchVlanPlan {
@@ -44,10 +68,36 @@ export interface SwitchVlanPlan {
 export interface SwitchPlan {
   name: string;
   trunkPort: number;
+  uplinkPorts: number[];
   vlans: SwitchVlanPlan[];
   /** Native VLAN of each port that carries untagged traffic. */
   pvids: { port: number; vlan: number }[];
   poePorts: number[];
+}
+
+export interface ShelfPlan {
+  name: string;
+  /** Position in the fleet, from 1. */
+  index: number;
+  privateRange: { cidr: string; capacity: number; used: number };
+  switch: SwitchPlan;
+  fileserver: string;
+  trunkInterface: string;
+  /** Names of its Pis, by port. */
+  pis: string[];
+}
+
+export interface FileserverPlan {
+  name: string;
+  address?: string;
+  exportRoot: string;
+  goldenImage: string;
+  network: NetworkDriverName;
+  tftpRoot: string;
+  /** One per shelf it serves. */
+  trunkInterfaces: string[];
+  shelves: string[];
+  interfaces: FileserverInterfacePlan[];
 }
 
 export interface LoadBalancerServerPlan {
@@ -58,17 +108,17 @@ export interface LoadBalancerServerPlan {
 
 export interface Plan {
   fleet: string;
-  privateRange: { cidr: string; capacity: number; used: number };
   publicVlan: number;
+  /** Every Pi, shelf by shelf (in file order), by port within a shelf. */
   pis: PiPlan[];
-  fileserver: {
-    name: string;
-    trunkInterface: string;
-    exportRoot: string;
-    goldenImage: string;
-    network: "ifupdown" | "networkd";
-    interfaces: FileserverInterfacePlan[];
-  };
-  switch: SwitchPlan;
+  shelves: ShelfPlan[];
+  fileservers: FileserverPlan[];
   loadBalancer: { driver: string; backend: string; servers: LoadBalancerServerPlan[] };
+}
+
+/** What one fileserver agent owns: its own part of the plan (the Pis of the shelves it serves). */
+export interface FileserverView {
+  fleet: string;
+  fileserver: FileserverPlan;
+  pis: PiPlan[];
 }

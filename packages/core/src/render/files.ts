@@ -1,4 +1,5 @@
-import type { PiPlan, Plan } from "../plan/types.js";
+import type { FileserverView, PiPlan, Plan, ShelfPlan } from "../plan/types.js";
+import { fileserverView } from "../plan/plan.js";
 
 /** `cmdline.txt` for a Pi's SD card: one line, as the Pi firmware expects. */
 export function renderCmdline(pi: PiPlan): string {
@@ -6,21 +7,23 @@ export function renderCmdline(pi: PiPlan): string {
 }
 
 /** The fileserver's ifupdown stanzas, in the seed's form. */
-export function renderFileserverInterfaces(plan: Plan): string {
-  return plan.fileserver.interfaces
+export function renderFileserverInterfaces(view: FileserverView): string {
+  return view.fileserver.interfaces
     .map((i) => `auto ${i.name}\niface ${i.name} inet static\n\taddress ${i.address}\n\tnetmask ${i.netmask}\n`)
     .join("\n");
 }
 
 /** A systemd-networkd .netdev/.network pair per VLAN, for fileservers without ifupdown. */
-export function renderFileserverNetworkd(plan: Plan): Map<string, string> {
+export function renderFileserverNetworkd(view: FileserverView): Map<string, string> {
   const files = new Map<string, string>();
-  const trunk = plan.fileserver.trunkInterface;
-  files.set(
-    `10-pifleet-${trunk}.network`,
-    `[Match]\nName=${trunk}\n\n[Network]\n${plan.fileserver.interfaces.map((i) => `VLAN=${i.name}`).join("\n")}\n`,
-  );
-  for (const i of plan.fileserver.interfaces) {
+  const interfaces = view.fileserver.interfaces;
+  for (const trunk of view.fileserver.trunkInterfaces) {
+    files.set(
+      `10-pifleet-${trunk}.network`,
+      `[Match]\nName=${trunk}\n\n[Network]\n${interfaces.filter((i) => i.parent === trunk).map((i) => `VLAN=${i.name}`).join("\n")}\n`,
+    );
+  }
+  for (const i of interfaces) {
     files.set(`20-pifleet-${i.name}.netdev`, `[NetDev]\nName=${i.name}\nKind=vlan\n\n[VLAN]\nId=${i.vlan}\n`);
     files.set(`20-pifleet-${i.name}.network`, `[Match]\nName=${i.name}\n\n[Network]\nAddress=${i.address}/${i.prefixLength}\n`);
   }
@@ -38,18 +41,19 @@ export function renderPiPublicInterface(pi: PiPlan): string {
   );
 }
 
-export function renderExports(plan: Plan): string {
-  return `# Written by pifleet for fleet ${plan.fleet}: one root per Pi, exported to that Pi only.\n${plan.pis.map((p) => p.exportLine).join("\n")}\n`;
+export function renderExports(view: FileserverView): string {
+  return `# Written by pifleet for fleet ${view.fleet}: one root per Pi, exported to that Pi only.\n${view.pis.map((p) => p.exportLine).join("\n")}\n`;
 }
 
 /** The switch's VLAN table: one line per VLAN, then each port's native VLAN. */
-export function renderSwitchTable(plan: Plan): string {
-  const lines = [`# switch ${plan.switch.name}: trunk port ${plan.switch.trunkPort}`, "vlan  name                      untagged  tagged"];
-  for (const v of plan.switch.vlans) {
+export function renderSwitchTable(shelf: ShelfPlan): string {
+  const sw = shelf.switch;
+  const lines = [`# switch ${sw.name} (shelf ${shelf.name}): trunk port ${sw.trunkPort}`, "vlan  name                      untagged  tagged"];
+  for (const v of sw.vlans) {
     lines.push(`${String(v.vlan).padEnd(5)} ${v.name.padEnd(25)} ${(compactPorts(v.untagged) || "-").padEnd(9)} ${compactPorts(v.tagged) || "-"}`);
   }
   lines.push("", "port  pvid");
-  for (const p of plan.switch.pvids) lines.push(`${String(p.port).padEnd(5)} ${p.vlan}`);
+  for (const p of sw.pvids) lines.push(`${String(p.port).padEnd(5)} ${p.vlan}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -72,17 +76,26 @@ export function renderHaproxyBackend(plan: Plan, healthCheck = "GET /"): string 
   return `${lines.join("\n")}\n`;
 }
 
-/** Every file a person would install, by relative path. */
+/**
+ * Every file a person would install, by relative path. A one-shelf, one-fileserver fleet keeps
+ * the short layout (`fileserver/…`, `switch/vlans.txt`); otherwise each fileserver and shelf gets
+ * a folder of its own name.
+ */
 export function renderPlanFiles(plan: Plan): Map<string, string> {
   const files = new Map<string, string>();
   for (const pi of plan.pis) {
     files.set(`pis/${pi.name}/cmdline.txt`, renderCmdline(pi));
     files.set(`pis/${pi.name}/interfaces.d/${pi.publicInterface}`, renderPiPublicInterface(pi));
   }
-  files.set("fileserver/interfaces.d/pifleet", renderFileserverInterfaces(plan));
-  for (const [name, text] of renderFileserverNetworkd(plan)) files.set(`fileserver/networkd/${name}`, text);
-  files.set("fileserver/exports.d/pifleet.exports", renderExports(plan));
-  files.set("switch/vlans.txt", renderSwitchTable(plan));
+  const single = plan.fileservers.length === 1 && plan.shelves.length === 1;
+  for (const fs of plan.fileservers) {
+    const view = fileserverView(plan, fs.name);
+    const dir = single ? "fileserver" : `fileservers/${fs.name}`;
+    files.set(`${dir}/interfaces.d/pifleet`, renderFileserverInterfaces(view));
+    for (const [name, text] of renderFileserverNetworkd(view)) files.set(`${dir}/networkd/${name}`, text);
+    files.set(`${dir}/exports.d/pifleet.exports`, renderExports(view));
+  }
+  for (const shelf of plan.shelves) files.set(single ? "switch/vlans.txt" : `shelves/${shelf.name}/vlans.txt`, renderSwitchTable(shelf));
   files.set("haproxy/backend.cfg", renderHaproxyBackend(plan));
   files.set("plan.json", `${JSON.stringify(plan, null, 2)}\n`);
   return files;

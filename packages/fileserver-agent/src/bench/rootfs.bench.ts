@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { checkFleet, loadFleet, plan, type BenchRow, type Plan } from "@pifleet/core";
+import { fileserverView, loadFleet, plan, type BenchRow, type FileserverView } from "@pifleet/core";
 import { Fileserver } from "../fileserver.js";
 import { initSandbox } from "../sandbox.js";
 import { ExecRunner } from "../runner.js";
@@ -63,7 +63,7 @@ function usedBytes(dir: string): number {
   return (s.blocks - s.bfree) * s.bsize;
 }
 
-async function timeRebuild(prefix: string, p: Plan): Promise<{ ms: number; extraBytes: number }> {
+async function timeRebuild(prefix: string, p: FileserverView): Promise<{ ms: number; extraBytes: number }> {
   const fs = new Fileserver({ plan: p, runner: new ExecRunner(), live: { ...OFF, notes: [] }, prefix });
   await fs.apply();
   execFileSync("sync");
@@ -76,9 +76,9 @@ async function timeRebuild(prefix: string, p: Plan): Promise<{ ms: number; extra
   return { ms: performance.now() - t0, extraBytes: usedBytes(prefix) - used };
 }
 
-function onePi(): Plan {
-  const fleet = loadFleet(path.join(examples, "seed-8.yaml"));
-  return plan(checkFleet({ ...fleet, pis: fleet.pis.slice(0, 1) }));
+function onePi(): FileserverView {
+  const view = fileserverView(plan(loadFleet(path.join(examples, "seed-8.yaml"))));
+  return { ...view, pis: view.pis.slice(0, 1), fileserver: { ...view.fileserver, interfaces: view.fileserver.interfaces.slice(0, 1) } };
 }
 
 /** A loop-mounted XFS with reflink (or btrfs), or why there cannot be one here. */
@@ -114,7 +114,7 @@ function reflinkMount(work: string): { dir: string; fs: string; cleanup: () => v
 
 async function contentSync(prefix: string, mb: number): Promise<{ ms: number; roots: number }> {
   const fleet = loadFleet(path.join(examples, "shelf-96.yaml"));
-  const p = plan(fleet);
+  const p = fileserverView(plan(fleet));
   initSandbox(prefix, p);
   const fs = new Fileserver({ plan: p, runner: new ExecRunner(), live: { ...OFF, notes: [] }, prefix });
   await fs.apply();

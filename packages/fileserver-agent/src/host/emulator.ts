@@ -36,7 +36,7 @@ export class EmulatedHost implements CommandRunner {
     private readonly stateFile: string,
     private readonly prefix: string,
     private readonly fallback: CommandRunner,
-    private readonly trunk = "eth0",
+    private readonly trunks: readonly string[] = ["eth0"],
   ) {}
 
   load(): EmulatorState {
@@ -45,7 +45,7 @@ export class EmulatedHost implements CommandRunner {
         note: "pifleet's sandbox emulator: the links and exports a real fileserver would have. Edit to inject faults.",
         links: [
           { ifindex: 1, ifname: "lo", kind: "", up: true, addresses: [{ family: "inet", local: "127.0.0.1", prefixlen: 8 }] },
-          { ifindex: 2, ifname: this.trunk, kind: "", up: true, addresses: [] },
+          ...this.trunks.map((ifname, i) => ({ ifindex: 2 + i, ifname, kind: "", up: true, addresses: [] })),
         ],
         exports: [],
         nfsServer: true,

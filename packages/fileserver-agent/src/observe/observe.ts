@@ -1,5 +1,5 @@
 import { realpath, stat } from "node:fs/promises";
-import type { Plan } from "@pifleet/core";
+import type { FileserverView } from "@pifleet/core";
 import type { Layout } from "../layout.js";
 import type { Live } from "../host/live.js";
 import type { CommandRunner } from "../runner.js";
@@ -44,7 +44,7 @@ export interface Observed {
 
 
 export interface ObserveContext {
-  plan: Plan;
+  plan: FileserverView;
   layout: Layout;
   live: Live;
   runner: CommandRunner;

@@ -1,4 +1,4 @@
-import type { Plan } from "@pifleet/core";
+import type { FileserverView } from "@pifleet/core";
 import type { Layout } from "../layout.js";
 import type { DriftEntry } from "../reconcile/drift.js";
 
@@ -9,7 +9,7 @@ import type { DriftEntry } from "../reconcile/drift.js";
 export interface PersistDriver {
   readonly name: "ifupdown" | "networkd";
   /** Host path → content of every file this driver wants for the plan. */
-  desired(plan: Plan, layout: Layout): Map<string, string>;
+  desired(plan: FileserverView, layout: Layout): Map<string, string>;
   /** The directory each desired file must stay inside. */
   within(layout: Layout): string;
   /** Existing files this driver wrote (by pifleet's naming), whatever the plan. */
@@ -17,5 +17,5 @@ export interface PersistDriver {
   /** Interface names its existing files configure: evidence that pifleet created them. */
   configured(layout: Layout): Promise<string[]>;
   /** Problems outside pifleet's files that would stop them from working. */
-  check(plan: Plan, layout: Layout): Promise<DriftEntry[]>;
+  check(plan: FileserverView, layout: Layout): Promise<DriftEntry[]>;
 }

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { renderFileserverInterfaces, type Plan } from "@pifleet/core";
+import { renderFileserverInterfaces, type FileserverView } from "@pifleet/core";
 import type { Layout } from "../layout.js";
 import type { DriftEntry } from "../reconcile/drift.js";
 import type { PersistDriver } from "./driver.js";
@@ -10,7 +10,7 @@ import { readOrNull } from "../read-or-null.js";
 export const ifupdownDriver: PersistDriver = {
   name: "ifupdown",
 
-  desired(plan: Plan, layout: Layout) {
+  desired(plan: FileserverView, layout: Layout) {
     return new Map([[layout.interfacesFile, renderFileserverInterfaces(plan)]]);
   },
 
@@ -28,7 +28,7 @@ export const ifupdownDriver: PersistDriver = {
     return [...text.matchAll(/^\s*iface\s+(\S+)/gm)].map((m) => m[1]);
   },
 
-  async check(_plan: Plan, layout: Layout): Promise<DriftEntry[]> {
+  async check(_plan: FileserverView, layout: Layout): Promise<DriftEntry[]> {
     // Debian's default /etc/network/interfaces sources interfaces.d; a hand-written one may not.
     const main = await readOrNull(layout.networkInterfaces);
     if (main === null) return [];

@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { renderFileserverNetworkd, type Plan } from "@pifleet/core";
+import { renderFileserverNetworkd, type FileserverView } from "@pifleet/core";
 import type { Layout } from "../layout.js";
 import type { DriftEntry } from "../reconcile/drift.js";
 import type { PersistDriver } from "./driver.js";
@@ -29,7 +29,7 @@ function matchesName(patterns: string, name: string): boolean {
 export const networkdDriver: PersistDriver = {
   name: "networkd",
 
-  desired(plan: Plan, layout: Layout) {
+  desired(plan: FileserverView, layout: Layout) {
     const files = new Map<string, string>();
     for (const [name, text] of renderFileserverNetworkd(plan)) files.set(path.join(layout.networkdDir, path.basename(name)), text);
     return files;
@@ -54,14 +54,14 @@ export const networkdDriver: PersistDriver = {
    * file also matches the trunk, either pifleet's VLAN= lines are ignored or that file's own
    * settings (its DHCP, its addresses) are: both need a person.
    */
-  async check(plan: Plan, layout: Layout): Promise<DriftEntry[]> {
-    const trunk = plan.fileserver.trunkInterface;
+  async check(plan: FileserverView, layout: Layout): Promise<DriftEntry[]> {
     const out: DriftEntry[] = [];
     for (const f of await list(layout.networkdDir)) {
       if (!f.endsWith(".network") || OURS.test(f)) continue;
       const text = await readFile(path.join(layout.networkdDir, f), "utf8").catch(() => "");
       const names = [...text.matchAll(/^\s*Name\s*=\s*(.+)$/gm)].map((m) => m[1].trim());
-      if (!names.some((n) => matchesName(n, trunk))) continue;
+      const trunk = plan.fileserver.trunkInterfaces.find((t) => names.some((n) => matchesName(n, t)));
+      if (trunk === undefined) continue;
       out.push({
         kind: "persist",
         subject: path.join(layout.networkdDir, f),

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { renderExports, type Plan } from "@pifleet/core";
+import { renderExports, type FileserverView } from "@pifleet/core";
 import type { Layout } from "../layout.js";
 import type { Observed } from "../observe/observe.js";
 import { isWideClient } from "../observe/exportfs.js";
@@ -11,7 +11,7 @@ import type { Action, Diff, DriftEntry } from "./drift.js";
 import type { Step } from "./steps.js";
 
 /** Set as the link's alias on every VLAN interface pifleet creates: its mark of ownership in the live state. */
-export function ownerMark(plan: Plan): string {
+export function ownerMark(plan: FileserverView): string {
   return `pifleet:${plan.fleet}`;
 }
 
@@ -19,15 +19,18 @@ function isLinkLocal(a: { family: string; local: string; scope: string }): boole
   return a.scope === "link" || a.scope === "host" || a.local.toLowerCase().startsWith("fe80:");
 }
 
-function diffInterfaces(plan: Plan, obs: Observed, links: LiveLink[], drift: DriftEntry[], actions: Action[]): void {
-  const trunk = plan.fileserver.trunkInterface;
+function diffInterfaces(plan: FileserverView, obs: Observed, links: LiveLink[], drift: DriftEntry[], actions: Action[]): void {
+  const trunks = new Set(plan.fileserver.trunkInterfaces);
   const mark = ownerMark(plan);
   const byName = new Map(links.map((l) => [l.name, l]));
   const planned = new Set(plan.fileserver.interfaces.map((i) => i.name));
-  const trunkLink = byName.get(trunk);
-  if (!trunkLink) drift.push({ kind: "interface", subject: trunk, detail: "trunk interface missing: no VLAN can be created on it" });
+  for (const trunk of trunks) {
+    if (!byName.has(trunk)) drift.push({ kind: "interface", subject: trunk, detail: "trunk interface missing: no VLAN can be created on it" });
+  }
 
   for (const i of plan.fileserver.interfaces) {
+    const trunk = i.parent;
+    const trunkLink = byName.get(trunk);
     const link = byName.get(i.name);
     const cidr = `${i.address}/${i.prefixLength}`;
     if (!link) {
@@ -79,18 +82,18 @@ function diffInterfaces(plan: Plan, obs: Observed, links: LiveLink[], drift: Dri
   }
 
   for (const link of links) {
-    if (planned.has(link.name) || link.kind !== "vlan" || link.parent !== trunk) continue;
+    if (planned.has(link.name) || link.kind !== "vlan" || link.parent === undefined || !trunks.has(link.parent)) continue;
     const ours = link.alias === mark || obs.persist.configured.has(link.name);
     if (ours) {
       drift.push({ kind: "interface", subject: link.name, detail: `VLAN ${link.vlanId} is no longer in the plan; pifleet created it, so it is removed` });
       actions.push({ kind: "interface", subject: link.name, why: "remove a VLAN pifleet created that the plan dropped", steps: [{ op: "exec", cmd: "ip", args: ["link", "del", link.name] }] });
     } else {
-      drift.push({ kind: "interface", subject: link.name, detail: `VLAN ${link.vlanId} on ${trunk} is not in the plan; left alone (pifleet did not create it)` });
+      drift.push({ kind: "interface", subject: link.name, detail: `VLAN ${link.vlanId} on ${link.parent} is not in the plan; left alone (pifleet did not create it)` });
     }
   }
 }
 
-function diffPersist(obs: Observed, plan: Plan, layout: Layout, drift: DriftEntry[], actions: Action[]): void {
+function diffPersist(obs: Observed, plan: FileserverView, layout: Layout, drift: DriftEntry[], actions: Action[]): void {
   const driver = obs.persist.driver;
   const within = driver.within(layout);
   for (const [file, content] of driver.desired(plan, layout)) {
@@ -106,7 +109,7 @@ function diffPersist(obs: Observed, plan: Plan, layout: Layout, drift: DriftEntr
   drift.push(...obs.persist.checks);
 }
 
-function diffRoots(plan: Plan, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
+function diffRoots(plan: FileserverView, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
   const current = obs.store.current;
   const mkdir = exportRootSteps(layout, obs);
   if (mkdir.length) {
@@ -149,7 +152,7 @@ function diffRoots(plan: Plan, layout: Layout, obs: Observed, drift: DriftEntry[
   }
 }
 
-function diffExports(plan: Plan, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
+function diffExports(plan: FileserverView, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
   const desired = renderExports(plan);
   const fileChanged = obs.exportsFile !== desired;
   const steps: Step[] = [];
@@ -182,7 +185,7 @@ function diffExports(plan: Plan, layout: Layout, obs: Observed, drift: DriftEntr
 }
 
 /** Observed state → what differs from the plan, and the actions that make `apply` converge. */
-export function diffApply(plan: Plan, layout: Layout, obs: Observed): Diff {
+export function diffApply(plan: FileserverView, layout: Layout, obs: Observed): Diff {
   const drift: DriftEntry[] = [];
   const actions: Action[] = [];
   if (obs.links) diffInterfaces(plan, obs, obs.links, drift, actions);

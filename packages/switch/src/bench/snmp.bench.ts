@@ -22,7 +22,7 @@ async function verifiedPowerSet(version: "2c" | "3"): Promise<BenchRow> {
   const emu = await startSwitchEmulator({ ports: 24, rwCommunity: RW, users, logger: quiet });
   const fleet = fleetAt("seed-8.yaml", emu.port);
   if (version === "3") {
-    fleet.switch.snmp = { version: "3", user: "bench", authProtocol: "sha256", authKey: { env: "A" }, privProtocol: "aes", privKey: { env: "P" } };
+    fleet.shelves[0].switch.snmp = { version: "3", user: "bench", authProtocol: "sha256", authKey: { env: "A" }, privProtocol: "aes", privKey: { env: "P" } };
   }
   const sw = openSwitch(switchResourceFromFleet(fleet, { PIFLEET_SNMP_COMMUNITY: RW, A: "bench-auth-key", P: "bench-priv-key" }), { logger: quiet });
   try {
@@ -51,7 +51,7 @@ async function apply96(): Promise<BenchRow[]> {
     const sw = openSwitch(switchResourceFromFleet(fleet, { PIFLEET_SNMP_COMMUNITY: RW }), { logger: quiet });
     try {
       const t0 = performance.now();
-      await applySwitchPlan(sw.vlans, plan(fleet).switch, { logger: quiet });
+      await applySwitchPlan(sw.vlans, plan(fleet).shelves[0].switch, { logger: quiet });
       times.push(performance.now() - t0);
       pdus = sw.snmp.stats.setPdus + sw.snmp.stats.getPdus;
       const t1 = performance.now();

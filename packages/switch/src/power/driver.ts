@@ -1,3 +1,4 @@
+import type { PoeDriverName } from "@pifleet/core";
 import type { SnmpClient } from "../snmp/client.js";
 
 /** What a PoE driver acts through: the switch's SNMP session and its PSE group (module). */
@@ -12,7 +13,8 @@ export interface PowerContext {
  * `switch.poe.driver` can use.
  */
 export interface PowerDriverDefinition {
-  name: string;
+  /** One of core's POE_DRIVERS, so the fleet file's check and this registry agree. */
+  name: PoeDriverName;
   /** The MIB object it writes, for `--help` and error messages. */
   describes: string;
   /** Turns PoE on the port on or off; resolves once the switch reads back the new state. */
