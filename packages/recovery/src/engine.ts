@@ -52,6 +52,8 @@ interface PiRecord {
   healthySinceMs: number | undefined;
   /** This engine switched its port on and no healthy report has come since: it is booting. */
   bootingSinceMs: number | undefined;
+  /** Its agent was refused for its credentials at the last tick. */
+  refused: boolean;
   held: boolean;
   quarantined: boolean;
   /** Left drained because it did not boot in time: it goes back into service whenever it turns healthy. */
@@ -125,6 +127,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         downSinceMs: undefined,
         healthySinceMs: undefined,
         bootingSinceMs: undefined,
+        refused: false,
         held: false,
         quarantined: false,
         lateBoot: false,
@@ -224,7 +227,13 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       void this.recoverIntents();
     }
     const health = this.observe(now);
-    const considered = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !this.refusedFor(r));
+    for (const rec of this.pis.values()) {
+      const refused = this.refusedFor(rec) !== undefined;
+      // No longer refused (re-enrolled, or released): its silence until now had a known cause.
+      if (rec.refused && !refused) this.restartClocks(rec, now);
+      rec.refused = refused;
+    }
+    const considered = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !r.refused);
     for (const rec of considered) {
       // Not a power action, so no guard applies: a Pi that booted late takes traffic again.
       if (rec.lateBoot && health.get(rec.ref.name) === "healthy") this.spawn(rec, () => this.backInService(rec, `healthy again after attempt ${rec.attempts} (booted after the ${Math.round(this.cfg.bootTimeoutMs / 1000)} s boot timeout)`));
@@ -289,11 +298,8 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     let dark = 0;
     for (const rec of this.pis.values()) {
       if (rec.busy) continue;
-      if (rec.unhealthySinceMs !== undefined) {
-        rec.unhealthySinceMs = now;
-        dark++;
-      }
-      if (rec.downSinceMs !== undefined) rec.downSinceMs = now;
+      if (rec.unhealthySinceMs !== undefined) dark++;
+      this.restartClocks(rec, now);
     }
     const what = { startup: "start-up grace over", alarm: "fleet alarm cleared", fileserver: "fileserver healthy again" }[lifted.name];
     const windowMs = this.cfg.confirmMs + this.cfg.reconnectBackoffMs;
@@ -304,6 +310,11 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       fields: { guard: lifted.name, windowMs: String(windowMs), unhealthy: String(dark) },
     });
     this.emitStatus();
+  }
+
+  private restartClocks(rec: PiRecord, now: number): void {
+    if (rec.unhealthySinceMs !== undefined) rec.unhealthySinceMs = now;
+    if (rec.downSinceMs !== undefined) rec.downSinceMs = now;
   }
 
   /** Whether a Pi has been unhealthy long enough, and nothing else says wait. */

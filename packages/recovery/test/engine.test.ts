@@ -403,6 +403,21 @@ describe("a Pi refused for its credentials is not a dead Pi", () => {
     await until(() => r.powerOps.includes("5:off"));
   });
 
+  it("a Pi accepted again (re-enrolled) is judged afresh: its silence while refused does not count", async () => {
+    const r = rig(8, { confirmMs: 150 });
+    current = r.engine;
+    await r.engine.start();
+    r.refused.set("pi3", "revoked");
+    r.health.set("pi3", "down");
+    await wait(400);
+    const accepted = Date.now();
+    r.refused.delete("pi3"); // its agent authenticated with its new key; its first report is on its way
+    await wait(100);
+    expect(r.powerOps).toEqual([]);
+    await until(() => r.powerOps.includes("3:off")); // still silent after a fresh confirm: now it is dead
+    expect(r.powerTimes[0] - accepted).toBeGreaterThanOrEqual(150);
+  });
+
   it("refused Pis do not count as dark: four revoked of ten raise no alarm, and a dead fifth is recovered", async () => {
     const r = rig(10, { darkShare: 0.3 });
     current = r.engine;
