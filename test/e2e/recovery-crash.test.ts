@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startShelf, type Shelf } from "./helpers/shelf.js";
 
-// The coordinator is killed (SIGKILL: no clean-up of any kind) while a Pi's port is switched off
-// mid-cycle. The power intent it wrote before switching the port off is what the restarted
-// coordinator finds: it switches the port back on before anything else.
+// The coordinator is killed (SIGKILL: no clean-up of any kind) one second after a Pi's port was
+// switched off mid-cycle, with the default 5 s dwell. The power intent it wrote before switching
+// the port off, and the time it saw it off, are what the restarted coordinator finds: it keeps the
+// port off until the dwell has passed since then — a Pi switched on again too soon may not reset —
+// and switches it on before anything else, within 5 s of the restart.
 
-const DWELL_S = 10;
+const DWELL_S = 5;
 
 describe("crash safety: a coordinator killed mid-cycle leaves no port off", () => {
   let shelf: Shelf;
@@ -18,7 +20,7 @@ describe("crash safety: a coordinator killed mid-cycle leaves no port off", () =
     await shelf?.stop();
   });
 
-  it("kill -9 the coordinator while pi03's port is off: the restarted one switches it on within 5 s", async () => {
+  it("kill -9 one second after pi03's port went off: it stays off until 5 s after it went off, then on, within 5 s of the restart", async () => {
     const { demo, feed, power, lb } = shelf;
     const pi = demo.pis[2];
     const port = 3;
@@ -31,6 +33,9 @@ describe("crash safety: a coordinator killed mid-cycle leaves no port off", () =
     const intent = shelf.withStore((s) => s.openIntents().find((i) => i.pi === "pi03"));
     expect(intent).toMatchObject({ port, status: "open" });
 
+    await new Promise((r) => setTimeout(r, Math.max(0, off.at + 1000 - Date.now())));
+    // …and so is the moment the port was seen off.
+    expect(shelf.withStore((s) => s.openIntents().find((i) => i.pi === "pi03"))!.offMs).toBeGreaterThanOrEqual(off.at);
     const old = demo.coordinator;
     const restartAt = Date.now();
     await demo.restartCoordinator("SIGKILL");
@@ -39,8 +44,9 @@ describe("crash safety: a coordinator killed mid-cycle leaves no port off", () =
 
     const on = await feed.until("pi03's port on again", () => power.slice(from).find((c) => c.port === port && c.on), 20_000);
     const afterRestart = on.at - restartAt;
-    process.stderr.write(`port ${port}: off at +${off.at - killedAt} ms after the kill, coordinator killed ${restartAt - off.at} ms into the ${DWELL_S} s dwell, back on ${afterRestart} ms after the restart began\n`);
+    process.stderr.write(`port ${port}: off at +${off.at - killedAt} ms after the kill, coordinator killed ${restartAt - off.at} ms into the ${DWELL_S} s dwell, back on ${afterRestart} ms after the restart began, ${on.at - off.at} ms after it went off\n`);
     expect(on.at).toBeGreaterThan(restartAt);
+    expect(on.at - off.at).toBeGreaterThanOrEqual(DWELL_S * 1000);
     expect(afterRestart).toBeLessThanOrEqual(5000);
     expect(power.slice(from).map((c) => ({ port: c.port, on: c.on }))).toEqual([
       { port, on: false },
@@ -56,7 +62,7 @@ describe("crash safety: a coordinator killed mid-cycle leaves no port off", () =
       () => feed.eventsFor("pi03", killedAt, ["power"]).find((e) => e.fields.intent === String(intent!.id) && /switched back on/.test(e.message)),
       10_000,
     );
-    expect(logged.message).toMatch(new RegExp(`^port ${port} switched back on: a power action \\(power-cycling \\(attempt 1\\)\\) was interrupted by a coordinator restart`));
+    expect(logged.message).toMatch(new RegExp(`^port ${port} switched back on: a power action \\(power-cycling \\(attempt 1\\)\\) was interrupted by a coordinator restart; it was off \\d+\\.\\d s \\(dwell 5 s\\)`));
     expect(Number(logged.timeMs)).toBeGreaterThanOrEqual(restartAt);
 
     // The Pi, booted by that power, is given its boot window — not judged dead and cycled again —

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { FleetError, formatPath, type FieldIssue } from "@pifleet/core";
 import { MAX_FRAME_BYTES } from "@pifleet/proto";
 import { LoadBalancerSectionSchema, RecoverySectionSchema, SwitchSectionSchema, type RecoverySection } from "./remediation.js";
+import { resolveRetention, RetentionSectionSchema, type RetentionSettings } from "./retention.js";
 
 /** Tunables of a running coordinator; every one has a default. */
 export interface CoordinatorSettings {
@@ -28,6 +29,23 @@ export interface CoordinatorSettings {
   stateFlushMs: number;
   /** Unsent bytes a watcher may fall behind by before it is dropped. */
   maxWatcherBufferBytes: number;
+  /** Operator requests per second per connection (a token's connections together: twice this). */
+  operatorRequestsPerSecond: number;
+  operatorRequestBurst: number;
+  /** Requests over that limit a connection may send per minute; beyond, it is closed. */
+  operatorOverLimitPerMinute: number;
+  /** A refusal that repeats is summed up in one event once quiet this long (or every refusalMaxSpanMs). */
+  refusalQuietMs: number;
+  refusalMaxSpanMs: number;
+  /** HTTP: the whole request head must arrive within this (slowloris), the whole request within requestTimeoutMs. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** HTTP: an idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Open TCP connections in all; beyond, new ones are closed at once. */
+  maxConnections: number;
+  /** Connections from one address not yet authenticated (HTTP requests, WebSockets before hello). */
+  maxPendingPerAddress: number;
 }
 
 export function defaultSettings(reportIntervalMs = 1000): CoordinatorSettings {
@@ -43,6 +61,16 @@ export function defaultSettings(reportIntervalMs = 1000): CoordinatorSettings {
     recentEvents: 100,
     stateFlushMs: 5_000,
     maxWatcherBufferBytes: 32 * 1024 * 1024,
+    operatorRequestsPerSecond: 2,
+    operatorRequestBurst: 10,
+    operatorOverLimitPerMinute: 20,
+    refusalQuietMs: 60_000,
+    refusalMaxSpanMs: 3_600_000,
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 30_000,
+    keepAliveTimeoutMs: 5_000,
+    maxConnections: 20_000,
+    maxPendingPerAddress: 256,
   };
 }
 
@@ -55,6 +83,7 @@ export interface CoordinatorConfig {
   staticDir?: string;
   settings: CoordinatorSettings;
   recovery: RecoverySection;
+  retention: RetentionSettings;
   switch: { enabled: boolean };
   loadBalancer: { enabled: boolean; sync: boolean };
 }
@@ -83,6 +112,23 @@ export const CoordinatorConfigSchema = z
     feedBatchMs: ms(0, 1000).default(5),
     recentEvents: z.int().min(0).max(10_000).default(100),
     stateFlushMs: ms(100, 600_000).default(5000),
+    operatorRequestsPerSecond: z.number().gt(0).max(1000).default(2),
+    operatorRequestBurst: z.int().min(1).max(10_000).default(10),
+    operatorOverLimitPerMinute: z.int().min(1).max(100_000).default(20),
+    refusalQuietMs: ms(100, 86_400_000).default(60_000),
+    refusalMaxSpanMs: ms(1000, 86_400_000).default(3_600_000),
+    /** The HTTP server's limits (slow and idle sockets, connection caps). */
+    http: z
+      .strictObject({
+        headersTimeoutMs: ms(100, 600_000).default(10_000),
+        requestTimeoutMs: ms(100, 3_600_000).default(30_000),
+        keepAliveTimeoutMs: ms(100, 600_000).default(5_000),
+        maxConnections: z.int().min(1).max(1_000_000).default(20_000),
+        maxPendingPerAddress: z.int().min(1).max(1_000_000).default(256),
+      })
+      .prefault({}),
+    /** The audit log's retention: old events are exported to files, then removed. */
+    retention: RetentionSectionSchema,
     /** The recovery engine; off unless enabled. */
     recovery: RecoverySectionSchema,
     /** Drive the fleet file's switch (PoE power) over SNMP. */
@@ -95,6 +141,7 @@ export const CoordinatorConfigSchema = z
     const down = c.downAfterMs ?? 3 * c.reportIntervalMs;
     if (suspect < c.reportIntervalMs) ctx.addIssue({ code: "custom", path: ["suspectAfterMs"], message: `must be at least reportIntervalMs (${c.reportIntervalMs})` });
     if (down <= suspect) ctx.addIssue({ code: "custom", path: ["downAfterMs"], message: `must be greater than suspectAfterMs (${suspect})` });
+    if (c.http.requestTimeoutMs < c.http.headersTimeoutMs) ctx.addIssue({ code: "custom", path: ["http", "requestTimeoutMs"], message: `must be at least http.headersTimeoutMs (${c.http.headersTimeoutMs})` });
   });
 
 /** A coordinator config that cannot be used; each issue names its field (printed like a fleet file error). */
@@ -142,7 +189,14 @@ export function parseCoordinatorConfig(text: string, file: string): CoordinatorC
       feedBatchMs: c.feedBatchMs,
       recentEvents: c.recentEvents,
       stateFlushMs: c.stateFlushMs,
+      operatorRequestsPerSecond: c.operatorRequestsPerSecond,
+      operatorRequestBurst: c.operatorRequestBurst,
+      operatorOverLimitPerMinute: c.operatorOverLimitPerMinute,
+      refusalQuietMs: c.refusalQuietMs,
+      refusalMaxSpanMs: c.refusalMaxSpanMs,
+      ...c.http,
     },
+    retention: resolveRetention(c.retention, c.database === ":memory:" ? undefined : abs(c.database), abs),
     recovery: c.recovery,
     switch: c.switch,
     loadBalancer: c.loadBalancer,

@@ -1,6 +1,7 @@
 import WebSocket from "ws";
 import { encodeEnvelope, envelopeAround, newNonce, type Body, type SharedBodyName } from "@pifleet/proto";
 import type { Endpoint, Principal } from "./auth.js";
+import type { RateLimit } from "./event-log.js";
 import type { Metrics } from "./metrics.js";
 
 export type ConnectionPhase = "hello" | "ready" | "closed";
@@ -17,6 +18,11 @@ export class Connection {
   /** Set when another connection for the same identity took over. */
   replaced = false;
   helloTimer: NodeJS.Timeout | undefined;
+  /** Told once the peer has authenticated: the HTTP server stops counting it as a pending socket. */
+  onAuthenticated: (() => void) | undefined;
+  /** Operator requests this connection may send (token bucket), and how often it may exceed that. */
+  operatorRequests: RateLimit | undefined;
+  overLimit: RateLimit | undefined;
   private seq = 0;
   readonly framesIn: { value: number };
   private readonly framesOut: { value: number };

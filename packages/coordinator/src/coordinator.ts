@@ -12,6 +12,8 @@ import { FleetState, type PiEntry, type RecoveryState } from "./fleet-state.js";
 import { Gateway, type Operations } from "./gateway.js";
 import type { Health } from "./judge.js";
 import { Metrics } from "./metrics.js";
+import { RefusalLog } from "./refusal-log.js";
+import { Retention, type RetentionSettings } from "./retention.js";
 import { CoordinatorServer } from "./server.js";
 import type { EventInput, Store } from "./store/types.js";
 
@@ -25,6 +27,8 @@ export interface CoordinatorOptions {
   /** Serves GET / and the files under it (the dashboard). */
   staticDir?: string;
   operations?: Operations;
+  /** The audit log's retention (export, then removal); none when absent. */
+  retention?: RetentionSettings;
   logger?: Logger;
 }
 
@@ -41,6 +45,9 @@ export class Coordinator {
   readonly settings: CoordinatorSettings;
   readonly fleet: FleetState;
   readonly events: EventLog;
+  /** Repeated refusals, summed up. */
+  readonly refusals: RefusalLog;
+  readonly retention: Retention | undefined;
   readonly metrics = new Metrics();
   readonly logger: Logger;
   private readonly feed: FeedHub;
@@ -69,6 +76,8 @@ export class Coordinator {
     this.fleet.restore(o.store.piStates());
     this.events = new EventLog(o.store, s.recentEvents, this.logger);
     this.events.on("event", (e) => this.metrics.events.inc({ kind: e.kind }));
+    this.refusals = new RefusalLog(this.events, { quietMs: s.refusalQuietMs, maxSpanMs: s.refusalMaxSpanMs, maxKeys: 10_000, newPerSecond: 20, newBurst: 100 });
+    this.retention = o.retention && new Retention(o.store, this.events, o.retention, this.logger);
     this.feed = new FeedHub(this.fleet, this.events, { fleetName: o.desired.fleet, batchMs: s.feedBatchMs, maxFrameBytes: s.maxFrameBytes, maxBufferedBytes: s.maxWatcherBufferBytes }, this.metrics, this.logger);
 
     this.fleet.on("changed", (e) => this.storeDirty.add(e));
@@ -76,7 +85,7 @@ export class Coordinator {
       // State changes are written at once; only last-report churn waits for the periodic flush.
       const e = this.fleet.pis.get(c.pi)!;
       this.saveStates([e]);
-      this.events.append({ kind: "state", subject: c.pi, message: `${c.from} → ${c.to}: ${c.reason}`, actor: c.actor, fields: { from: c.from, to: c.to, reason: c.reason, health: c.health }, timeMs: c.timeMs });
+      if (!c.logged) this.events.append({ kind: "state", subject: c.pi, message: `${c.from} → ${c.to}: ${c.reason}`, actor: c.actor, fields: { from: c.from, to: c.to, reason: c.reason, health: c.health }, timeMs: c.timeMs });
       this.logger.info({ pi: c.pi, from: c.from, to: c.to, reason: c.reason, actor: c.actor }, "state");
     });
     this.fleet.on("fileserverHealth", (c) => {
@@ -93,6 +102,7 @@ export class Coordinator {
       fleet: this.fleet,
       feed: this.feed,
       log: this.events,
+      refusals: this.refusals,
       commands: this.commands,
       metrics: this.metrics,
       logger: this.logger,
@@ -107,8 +117,10 @@ export class Coordinator {
       // Frames a little over the limit still reach decodeEnvelope and get an ErrorFrame; far over, ws cuts them off unread.
       maxPayload: 2 * s.maxFrameBytes,
       staticDir: o.staticDir,
+      limits: { headersTimeoutMs: s.headersTimeoutMs, requestTimeoutMs: s.requestTimeoutMs, keepAliveTimeoutMs: s.keepAliveTimeoutMs, maxConnections: s.maxConnections, maxPendingPerAddress: s.maxPendingPerAddress },
+      metricsRegistry: this.metrics,
       logger: this.logger,
-      onSocket: (ws, req, endpoint) => this.gateway.accept(ws, req, endpoint),
+      onSocket: (ws, req, endpoint, authenticated) => this.gateway.accept(ws, req, endpoint, authenticated),
       healthz: () => this.healthz(),
       metrics: () => this.metrics.render(),
     });
@@ -123,6 +135,8 @@ export class Coordinator {
     this.startedAt = Date.now();
     this.address_ = await this.http.listen();
     this.loopDelay.enable();
+    this.refusals.start();
+    this.retention?.start();
     const sweepMs = Math.max(10, Math.min(100, Math.floor(this.settings.reportIntervalMs / 20)));
     this.timers.push(
       setInterval(() => this.fleet.sweep(), sweepMs),
@@ -140,6 +154,8 @@ export class Coordinator {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.loopDelay.disable();
+    await this.retention?.stop();
+    this.refusals.stop();
     this.feed.flush();
     const listening = this.http.close(); // stops accepting at once, so no agent slips back in
     await this.gateway.closeAll(1001, "coordinator stopping");

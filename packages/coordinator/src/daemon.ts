@@ -17,7 +17,7 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
   const planned = plan(fleet);
   const desired = desiredFromPlan(planned);
   const store = new SqliteStore(config.database);
-  const coordinator = new Coordinator({ desired, store, settings: config.settings, listen: config.listen, tls: config.tls, staticDir: config.staticDir, logger });
+  const coordinator = new Coordinator({ desired, store, settings: config.settings, listen: config.listen, tls: config.tls, staticDir: config.staticDir, retention: config.retention, logger });
   const notifier = createNotifier();
   let addr;
   try {

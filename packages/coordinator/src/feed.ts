@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "@pifleet/core";
-import { encodeFeedWithStatuses, encodePiStatusWithReport, type v1 } from "@pifleet/proto";
+import { encodeFeedWithStatuses, encodePiStatusWithReport, MAX_FRAME_BYTES, v1 } from "@pifleet/proto";
 import type { Connection } from "./connection.js";
 import type { EventLog } from "./event-log.js";
 import type { FleetState, PiEntry } from "./fleet-state.js";
@@ -10,7 +10,7 @@ export interface FeedOptions {
   fleetName: string;
   /** Changes are gathered for at most this long before one delta goes out. */
   batchMs: number;
-  /** No frame sent is larger than this (the watcher's decode limit). */
+  /** No frame sent is larger than this, nor than MAX_FRAME_BYTES (every pifleet client's default decode limit). */
   maxFrameBytes: number;
   /** A watcher whose socket holds more unsent bytes than this is too slow and is dropped. */
   maxBufferedBytes: number;
@@ -21,8 +21,15 @@ function statusBytes(e: PiEntry): Uint8Array {
   return encodePiStatusWithReport(e.status, e.reportBytes);
 }
 
-/** Pis per frame to start with; a chunk that still encodes too large is halved. */
-const CHUNK = 256;
+/** Room left in a frame for the envelope around the body (version, seq, tag, length). */
+const ENVELOPE_ROOM = 64;
+
+/** Bytes a repeated message field adds to its parent: tag (one byte, field < 16), length, body. */
+function fieldBytes(len: number): number {
+  let n = 1;
+  for (let v = len; v >= 128; v = Math.floor(v / 128)) n++;
+  return 1 + n + len;
+}
 
 /**
  * The live feed. Every change marks a Pi dirty; at most every `batchMs` one FeedDelta with all
@@ -65,13 +72,16 @@ export class FeedHub {
 
   /** Sends the snapshot (first Pis in the FeedSnapshot, the rest in deltas), then the watcher gets every delta. */
   add(conn: Connection): void {
-    const pis = [...this.fleet.pis.values()].map(statusBytes);
-    const chunks = this.chunk(pis, (part, first) =>
-      first
-        ? encodeFeedWithStatuses("snapshot", { fleet: this.opts.fleetName, events: [...this.log.recent()], fleetStatus: this.fleet.fleetStatus, timeMs: Date.now() }, part)
-        : encodeFeedWithStatuses("delta", { timeMs: Date.now() }, part),
+    const time = Date.now();
+    const frames = this.pack(
+      [...this.fleet.pis.values()],
+      [...this.log.recent()],
+      (pis, events, first) =>
+        first
+          ? encodeFeedWithStatuses("snapshot", { fleet: this.opts.fleetName, events, fleetStatus: this.fleet.fleetStatus, timeMs: time }, pis)
+          : encodeFeedWithStatuses("delta", { events, timeMs: time }, pis),
     );
-    chunks.forEach((bytes, i) => conn.sendShared(i === 0 ? "snapshot" : "delta", bytes));
+    frames.forEach((bytes, i) => conn.sendShared(i === 0 ? "snapshot" : "delta", bytes));
     this.watchers.add(conn);
   }
 
@@ -94,7 +104,7 @@ export class FeedHub {
 
     if (this.watchers.size > 0) {
       const time = Date.now();
-      const frames = this.chunk(entries.map(statusBytes), (part, first) => encodeFeedWithStatuses("delta", first ? { events, fleetStatus, timeMs: time } : { timeMs: time }, part));
+      const frames = this.pack(entries, events, (pis, evs, first) => encodeFeedWithStatuses("delta", first ? { events: evs, fleetStatus, timeMs: time } : { events: evs, timeMs: time }, pis));
       for (const w of this.watchers) {
         for (const bytes of frames) w.sendShared("delta", bytes);
         if (w.buffered > this.opts.maxBufferedBytes) this.dropSlow(w);
@@ -130,22 +140,67 @@ export class FeedHub {
     w.close(1008, "too slow");
   }
 
-  /** Encodes `items` in as few frames as fit the frame limit; `first` marks the first frame. */
-  private chunk(items: Uint8Array[], encode: (part: Uint8Array[], first: boolean) => Uint8Array): Uint8Array[] {
+  /** The largest frame this feed sends. */
+  get frameLimit(): number {
+    return Math.min(this.opts.maxFrameBytes, MAX_FRAME_BYTES);
+  }
+
+  /**
+   * Packs events and Pi statuses into as few frames as fit the frame limit, in order (events
+   * first, so a watcher reads what happened before the states it caused). Sizes are exact: a
+   * repeated field adds tag, length and body to its message. Whatever alone would not fit is
+   * shortened (an event's text, a status's last report) and counted; no frame over the limit
+   * is ever returned.
+   */
+  private pack(entries: PiEntry[], events: readonly v1.FleetEvent[], encode: (pis: Uint8Array[], events: v1.FleetEvent[], first: boolean) => Uint8Array): Uint8Array[] {
+    const limit = this.frameLimit;
+    const budget = limit - ENVELOPE_ROOM;
+    // The head of any frame (fleet name, fleet status, time) is small; measured once, empty.
+    const headRoom = encode([], [], true).byteLength + 16;
+    const room = budget - headRoom;
     const out: Uint8Array[] = [];
-    const limit = this.opts.maxFrameBytes - 64;
-    const emit = (part: Uint8Array[]): void => {
-      const bytes = encode(part, out.length === 0);
-      if (bytes.byteLength <= limit || part.length <= 1) {
-        out.push(bytes);
-        return;
-      }
-      const half = Math.ceil(part.length / 2);
-      emit(part.slice(0, half));
-      emit(part.slice(half));
+    let pis: Uint8Array[] = [];
+    let evs: v1.FleetEvent[] = [];
+    let size = 0;
+    const emit = () => {
+      const bytes = encode(pis, evs, out.length === 0);
+      if (bytes.byteLength <= limit) out.push(bytes);
+      else this.logger?.error({ bytes: bytes.byteLength, limit }, "feed frame over the limit not sent");
+      pis = [];
+      evs = [];
+      size = 0;
     };
-    if (items.length === 0) emit([]);
-    for (let i = 0; i < items.length; i += CHUNK) emit(items.slice(i, i + CHUNK));
+    const fit = (n: number) => {
+      if (size > 0 && size + n > room) emit();
+      size += n;
+    };
+    for (const raw of events) {
+      const e = this.fitEvent(raw, room);
+      fit(fieldBytes(v1.FleetEvent.encode(e).finish().byteLength));
+      evs.push(e);
+    }
+    for (const entry of entries) {
+      let b = statusBytes(entry);
+      if (fieldBytes(b.byteLength) > room) {
+        // A report too large to forward: the status goes without it.
+        b = encodePiStatusWithReport(entry.status, null);
+        this.metrics.feedTrimmed.inc();
+      }
+      fit(fieldBytes(b.byteLength));
+      pis.push(b);
+    }
+    if (size > 0 || out.length === 0) emit();
     return out;
+  }
+
+  /** An event whose text alone would not fit a frame, shortened (the audit log keeps it whole). */
+  private fitEvent(e: v1.FleetEvent, room: number): v1.FleetEvent {
+    const max = Math.floor(room / 4);
+    if (v1.FleetEvent.encode(e).finish().byteLength <= max) return e;
+    this.metrics.feedTrimmed.inc();
+    const cut = (t: string, n: number) => (t.length > n ? `${t.slice(0, n)}… (${t.length - n} more characters in the audit log)` : t);
+    const fields: Record<string, string> = {};
+    for (const [k, v] of Object.entries(e.fields ?? {}).slice(0, 32)) fields[cut(k, 64)] = cut(v, 256);
+    return v1.FleetEvent.create({ ...e, subject: cut(e.subject, 256), actor: cut(e.actor, 256), message: cut(e.message, Math.max(256, Math.floor(max / 8))), fields });
   }
 }

@@ -5,7 +5,9 @@ import type { PiStateRecord } from "./store/types.js";
 
 /** States only the recovery engine sets; while one is set the judge's verdict is kept but not shown. */
 export type RecoveryState = "drained" | "power-cycling" | "booting" | "rebuilding" | "quarantined";
-export type DisplayState = Health | RecoveryState;
+/** Shown while the Pi's agent is refused for its credentials: silent for a known reason, not dead. */
+export const CREDENTIALS_REFUSED = "credentials-refused";
+export type DisplayState = Health | RecoveryState | typeof CREDENTIALS_REFUSED;
 
 export const PI_STATE: Record<DisplayState, v1.PiState> = {
   unknown: v1.PiState.PI_STATE_UNKNOWN,
@@ -17,6 +19,7 @@ export const PI_STATE: Record<DisplayState, v1.PiState> = {
   booting: v1.PiState.PI_STATE_BOOTING,
   rebuilding: v1.PiState.PI_STATE_REBUILDING,
   quarantined: v1.PiState.PI_STATE_QUARANTINED,
+  [CREDENTIALS_REFUSED]: v1.PiState.PI_STATE_CREDENTIALS_REFUSED,
 };
 const NAME_OF = new Map<v1.PiState, DisplayState>(Object.entries(PI_STATE).map(([k, v]) => [v, k as DisplayState]));
 const HEALTHS = new Set<string>(["unknown", "healthy", "suspect", "down"]);
@@ -26,7 +29,7 @@ export function displayStateName(state: v1.PiState): DisplayState {
 }
 
 export function isRecoveryState(s: string): s is RecoveryState {
-  return s in PI_STATE && !HEALTHS.has(s);
+  return s in PI_STATE && !HEALTHS.has(s) && s !== CREDENTIALS_REFUSED;
 }
 
 export interface PiRef {
@@ -49,6 +52,13 @@ export class PiEntry {
   health: Health = "unknown";
   healthReason = "waiting for the first report";
   override: RecoveryState | null = null;
+  /**
+   * Why the Pi's agent is refused for its credentials (ErrorFrame reason: revoked, bad_signature,
+   * unknown_identity), or null. Shown unless a recovery state is; cleared when the agent
+   * authenticates again (re-enrolled) or a person releases the Pi.
+   */
+  credentials: string | null = null;
+  credentialsMessage = "";
   /** Coordinator clock at the last fresh report, this run or a previous one. */
   lastReportAt: number | undefined;
   /** performance.now() of the oldest report not yet sent to watchers (0: none). */
@@ -81,6 +91,8 @@ export interface StateChange {
   reason: string;
   /** "judge", "recovery", or whoever set a recovery state. */
   actor: string;
+  /** Already recorded in the audit log by whoever caused it (the gateway's refusal event). */
+  logged?: boolean;
   health: Health;
   timeMs: number;
 }
@@ -152,8 +164,10 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
       e.status.attempts = row.attempts;
       e.status.held = row.held;
       e.health = HEALTHS.has(row.health) ? (row.health as Health) : "unknown";
-      e.healthReason = isRecoveryState(state) ? "" : row.reason;
+      e.healthReason = isRecoveryState(state) || state === CREDENTIALS_REFUSED ? "" : row.reason;
       e.override = isRecoveryState(state) ? state : null;
+      // Still refused after a restart: a revoked Pi whose agent stopped retrying stays left alone.
+      e.credentials = state === CREDENTIALS_REFUSED ? (/\((\w+)\)/.exec(row.reason)?.[1] ?? "refused") : null;
       if (row.lastSeenMs !== null) {
         e.lastReportAt = row.lastSeenMs;
         e.status.lastSeenMs = row.lastSeenMs;
@@ -234,7 +248,37 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     if (state !== null && !isRecoveryState(state)) throw new Error(`setRecoveryState: "${String(state)}" is not a recovery state`);
     e.override = state;
     if (state) this.display(e, state, reason, reason, actor, this.now());
-    else this.display(e, e.health, e.healthReason, reason, actor, this.now());
+    else this.showUnderlying(e, reason, actor);
+  }
+
+  /**
+   * The Pi's agent was refused for its credentials. When that is news, returns the state shown
+   * until now; the caller records the one audit event (the state change is marked logged).
+   * Later refusals of a Pi already so marked return undefined.
+   */
+  setCredentialsRefused(name: string, reason: string, message: string): DisplayState | undefined {
+    const e = this.pis.get(name);
+    if (!e || e.credentials !== null) return undefined;
+    const from = e.state;
+    e.credentials = reason;
+    e.credentialsMessage = message;
+    if (e.override === null) this.showUnderlying(e, credentialsReason(e), "gateway", true);
+    else this.emit("changed", e);
+    return from;
+  }
+
+  /** Why a Pi's agent is refused for its credentials, or undefined. */
+  credentialsRefused(name: string): string | undefined {
+    return this.pis.get(name)?.credentials ?? undefined;
+  }
+
+  /** The agent authenticated again, or a person released the Pi. */
+  clearCredentialsRefused(name: string, why: string, actor: string): boolean {
+    const e = this.pis.get(name);
+    if (!e || e.credentials === null) return false;
+    e.credentials = null;
+    if (e.override === null) this.showUnderlying(e, why, actor);
+    return true;
   }
 
   setAttempts(name: string, attempts: number): void {
@@ -301,10 +345,16 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     if (v.health === e.health && v.reason === e.healthReason) return;
     e.health = v.health;
     e.healthReason = v.reason;
-    if (e.override === null) this.display(e, v.health, v.reason, v.reason, "judge", now);
+    if (e.override === null && e.credentials === null) this.display(e, v.health, v.reason, v.reason, "judge", now);
   }
 
-  private display(e: PiEntry, state: DisplayState, reason: string, eventReason: string, actor: string, now: number): void {
+  /** What is shown with no recovery state imposed: the credentials refusal, else the judge's verdict. */
+  private showUnderlying(e: PiEntry, eventReason: string, actor: string, logged = false): void {
+    if (e.credentials !== null) this.display(e, CREDENTIALS_REFUSED, credentialsReason(e), eventReason, actor, this.now(), logged);
+    else this.display(e, e.health, e.healthReason, eventReason, actor, this.now());
+  }
+
+  private display(e: PiEntry, state: DisplayState, reason: string, eventReason: string, actor: string, now: number, logged = false): void {
     const s = e.status;
     const to = PI_STATE[state];
     const from = s.state;
@@ -315,7 +365,7 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
       s.stateSinceMs = now;
       this.counts.set(from, (this.counts.get(from) ?? 1) - 1);
       this.counts.set(to, (this.counts.get(to) ?? 0) + 1);
-      this.emit("state", { pi: e.ref.name, from: displayStateName(from), to: state, reason: eventReason, actor, health: e.health, timeMs: now });
+      this.emit("state", { pi: e.ref.name, from: displayStateName(from), to: state, reason: eventReason, actor, health: e.health, timeMs: now, logged });
       const healthy = this.counts.get(v1.PiState.PI_STATE_HEALTHY) ?? 0;
       if (healthy !== this.fleetStatus.pisHealthy) {
         this.fleetStatus.pisHealthy = healthy;
@@ -347,4 +397,9 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     if (!e) throw new Error(`unknown Pi "${name}"`);
     return e;
   }
+}
+
+function credentialsReason(e: PiEntry): string {
+  const n = e.ref.name;
+  return `its agent is refused for its credentials (${e.credentials}): ${e.credentialsMessage || "refused"}; no power or rebuild action until a person acts (pifleet enroll ${n} and restart its agent, or pifleet release ${n})`;
 }

@@ -11,6 +11,8 @@ import { RateLimit, type EventLog } from "./event-log.js";
 import type { FeedHub } from "./feed.js";
 import type { FleetState } from "./fleet-state.js";
 import type { Metrics } from "./metrics.js";
+import type { RefusalLog } from "./refusal-log.js";
+import type { EventInput } from "./store/types.js";
 
 /** Operator actions, implemented by the recovery engine. */
 export interface Operations {
@@ -22,12 +24,23 @@ export interface GatewayDeps {
   fleet: FleetState;
   feed: FeedHub;
   log: EventLog;
+  /** Refusals that repeat are written once, then summed up. */
+  refusals: RefusalLog;
   commands: CommandRouter;
   metrics: Metrics;
   logger: Logger;
   operations: () => Operations | undefined;
   fleetHasPi: (name: string) => boolean;
-  settings: { maxFrameBytes: number; helloTimeoutMs: number; reportIntervalMs: number };
+  settings: {
+    maxFrameBytes: number;
+    helloTimeoutMs: number;
+    reportIntervalMs: number;
+    /** Per connection; a token's connections together get twice the rate and burst. */
+    operatorRequestsPerSecond: number;
+    operatorRequestBurst: number;
+    /** Requests over the limit a connection may send per minute before it is closed. */
+    operatorOverLimitPerMinute: number;
+  };
 }
 
 export interface RefuseSpec {
@@ -42,6 +55,9 @@ export interface RefuseSpec {
 }
 
 type Frame = Envelope & { body: BodyName };
+
+/** Refusals that say the agent's credentials are at fault, not that its Pi is dead. */
+const CREDENTIAL_REASONS = new Set(["revoked", "bad_signature", "unknown_identity"]);
 
 const CLOSE_FOR: Record<string, number> = { bad_frame: 1002, bad_version: 1002, no_body: 1002, invalid: 1002, unexpected: 1002, too_large: 1009 };
 const FRAME_REASON: Record<FrameError["code"], string> = {
@@ -62,9 +78,8 @@ export class Gateway {
   /** The live connection of each agent identity. */
   readonly agents = new Map<string, Connection>();
   private readonly all = new Set<Connection>();
-  /** A flood of bad connections must not flood the audit log: beyond this they are only counted and logged. */
-  private readonly authEvents = new RateLimit(20, 100);
-  private suppressed = 0;
+  /** Operator requests per token, across all its connections. */
+  private readonly tokenRequests = new Map<string, RateLimit>();
   private readonly reportsFresh;
   private readonly reportsReplayed;
 
@@ -77,9 +92,11 @@ export class Gateway {
     return this.all.size;
   }
 
-  accept(ws: WebSocket, req: IncomingMessage, endpoint: Endpoint): void {
+  /** `authenticated` is called once the peer has proven who it is. */
+  accept(ws: WebSocket, req: IncomingMessage, endpoint: Endpoint, authenticated?: () => void): void {
     const remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
     const conn = new Connection(ws, endpoint, remote, this.d.metrics);
+    conn.onAuthenticated = authenticated;
     this.all.add(conn);
     this.d.metrics.connections.inc({ endpoint });
     ws.on("message", (data: Buffer, isBinary: boolean) => this.onFrame(conn, data, isBinary));
@@ -125,16 +142,37 @@ export class Gateway {
   }
 
   private audit(subject: string, r: Omit<RefuseSpec, "closeCode" | "seq">, conn: Connection): void {
-    if (!this.authEvents.take()) {
-      this.suppressed++;
-      return;
-    }
-    const fields: Record<string, string> = { code: r.code, reason: r.reason, frame: r.frame, remote: conn.remote, endpoint: conn.endpoint };
-    if (this.suppressed > 0) {
-      fields.suppressed = String(this.suppressed);
-      this.suppressed = 0;
-    }
-    this.d.log.append({ kind: "auth", subject, message: `refused ${r.code} (${r.reason}) from ${conn.remote}: ${r.message}`, actor: conn.identity ?? "", fields });
+    const event: EventInput = {
+      kind: "auth",
+      subject,
+      message: `refused ${r.code} (${r.reason}) from ${conn.remote}: ${r.message}`,
+      actor: conn.identity ?? "",
+      fields: { code: r.code, reason: r.reason, frame: r.frame, remote: conn.remote, endpoint: conn.endpoint },
+    };
+    // One key per who and why (not per source port): a client refused again and again is summed up.
+    const key = `auth|${conn.endpoint}|${subject}|${r.code}|${r.reason}`;
+    if (conn.endpoint === "agent" && CREDENTIAL_REASONS.has(r.reason) && this.credentialsRefused(subject, r, event, key)) return;
+    this.d.refusals.record(key, event);
+  }
+
+  /**
+   * A Pi of this fleet whose agent is refused for its credentials is silent for a known reason.
+   * The first such refusal marks it (shown credentials-refused; recovery leaves it alone) and is
+   * its one audit event; repeats are summed up like any refusal. A bad signature or unknown name
+   * while the Pi is connected and authenticated is someone else knocking: it marks nothing.
+   */
+  private credentialsRefused(pi: string, r: Omit<RefuseSpec, "closeCode" | "seq">, event: EventInput, key: string): boolean {
+    if (!this.d.fleetHasPi(pi)) return false;
+    if (r.reason !== "revoked" && this.agents.has(pi)) return false;
+    const from = this.d.fleet.setCredentialsRefused(pi, r.reason, r.message);
+    if (from === undefined) return false;
+    this.d.log.append({
+      ...event,
+      message: `${event.message}; ${pi} is shown credentials-refused: no power or rebuild action on it until a person acts (pifleet enroll ${pi} and restart its agent, or pifleet release ${pi})`,
+      fields: { ...event.fields, from, to: "credentials-refused" },
+    });
+    this.d.refusals.seed(key, event);
+    return true;
   }
 
   private onFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
@@ -174,6 +212,7 @@ export class Gateway {
     }
     conn.principal = res.principal;
     conn.phase = "ready";
+    conn.onAuthenticated?.();
     conn.sessionId = randomUUID();
     const { identity, role } = res.principal;
     conn.send({ helloAck: { sessionId: conn.sessionId, reportIntervalMs: this.d.settings.reportIntervalMs } });
@@ -187,7 +226,10 @@ export class Gateway {
         old.close(1000, "replaced");
         this.d.commands.dropped(old, "the agent reconnected before answering");
       }
-      if (role === v1.Role.ROLE_PI) this.d.fleet.setConnected(identity, true);
+      if (role === v1.Role.ROLE_PI) {
+        this.d.fleet.setConnected(identity, true);
+        this.d.fleet.clearCredentialsRefused(identity, "its agent authenticated again", "gateway");
+      }
       this.d.logger.debug({ identity, role: roleName(role), remote: conn.remote, agentVersion: hello.agentVersion }, "agent connected");
     } else {
       this.d.logger.info({ identity, role: roleName(role), remote: conn.remote }, "watcher connected");
@@ -234,7 +276,45 @@ export class Gateway {
 
   private onFeedFrame(conn: Connection, env: Frame): void {
     if (env.body !== "operatorRequest") return this.unexpected(conn, env);
-    void this.onOperatorRequest(conn, env.operatorRequest as v1.OperatorRequest);
+    const req = env.operatorRequest as v1.OperatorRequest;
+    if (this.admitOperatorRequest(conn, req)) void this.onOperatorRequest(conn, req);
+  }
+
+  /**
+   * Operator requests are rate-limited per connection and per token. One over the limit gets a
+   * refusal reply (summed up in the audit log, not one event each); a connection that keeps
+   * exceeding the limit is closed.
+   */
+  private admitOperatorRequest(conn: Connection, req: v1.OperatorRequest): boolean {
+    const s = this.d.settings;
+    const identity = conn.identity!;
+    conn.operatorRequests ??= new RateLimit(s.operatorRequestsPerSecond, s.operatorRequestBurst);
+    let perToken = this.tokenRequests.get(identity);
+    if (!perToken) this.tokenRequests.set(identity, (perToken = new RateLimit(2 * s.operatorRequestsPerSecond, 2 * s.operatorRequestBurst)));
+    if (conn.operatorRequests.take() && perToken.take()) return true;
+    this.d.metrics.refused.inc({ code: "rate_limited", reason: "operator_requests" });
+    conn.overLimit ??= new RateLimit(s.operatorOverLimitPerMinute / 60, s.operatorOverLimitPerMinute);
+    if (!conn.overLimit.take()) {
+      this.refuse(conn, {
+        code: "rate_limited",
+        reason: "operator_requests",
+        frame: "operatorRequest",
+        message: `more than ${s.operatorOverLimitPerMinute} operator requests a minute over the limit (${s.operatorRequestsPerSecond}/s, burst ${s.operatorRequestBurst}): connection closed`,
+        seq: 0,
+        closeCode: 1008,
+      });
+      return false;
+    }
+    const message = `rate limited: at most ${s.operatorRequestsPerSecond} operator requests per second per connection (burst ${s.operatorRequestBurst}), twice that per token`;
+    this.d.refusals.record(`operator|${identity}|rate_limited`, {
+      kind: "operator",
+      subject: "fleet",
+      actor: identity,
+      message: `${identity}'s operator requests refused: ${message}`,
+      fields: { ok: "false", refusal: "rate_limited", role: roleName(conn.principal!.role) },
+    });
+    conn.send({ operatorReply: { id: req.id, ok: false, message } });
+    return false;
   }
 
   private async onOperatorRequest(conn: Connection, req: v1.OperatorRequest): Promise<void> {
@@ -260,13 +340,16 @@ export class Gateway {
       }
     }
     this.d.metrics.operatorRequests.inc({ action: req.action, outcome: ok ? "ok" : "refused" });
-    this.d.log.append({
+    const event: EventInput = {
       kind: "operator",
       subject: req.pi || "fleet",
       actor: identity,
       message: `${identity} asked to ${what}${req.reason ? ` (${req.reason})` : ""}: ${ok ? "done" : "refused"} — ${message}`,
       fields: { action: req.action, pi: req.pi, reason: req.reason, force: String(req.force), ok: String(ok), request: req.id, role: roleName(role) },
-    });
+    };
+    // Every request carried out is its own event; the same refusal again is summed up.
+    if (ok) this.d.log.append(event);
+    else this.d.refusals.record(role === v1.Role.ROLE_OPERATOR ? `operator|${identity}|${req.action}|${req.pi}|${message}` : `operator|${identity}|forbidden`, event);
     conn.send({ operatorReply: { id: req.id, ok, message } });
   }
 

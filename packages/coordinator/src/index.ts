@@ -16,3 +16,7 @@ export * from "./enrollment.js";
 export * from "./sim/agents.js";
 export * from "./watch-view.js";
 export * from "./remediation.js";
+export { MIGRATIONS } from "./store/migrations.js";
+export * from "./refusal-log.js";
+export * from "./retention.js";
+export * from "./server.js";

@@ -111,6 +111,8 @@ export class Metrics {
   readonly events = new Counter("pifleet_events_total", "Events appended to the audit log, by kind.");
   readonly operatorRequests = new Counter("pifleet_operator_requests_total", "Operator requests, by action and outcome.");
   readonly commands = new Counter("pifleet_commands_total", "Commands sent to agents, by kind and outcome.");
+  readonly httpRefused = new Counter("pifleet_http_refused_total", "HTTP connections or requests refused, by reason (connection cap, per-address cap, path outside the static root, bad path).");
+  readonly feedTrimmed = new Counter("pifleet_feed_trimmed_total", "Events whose text was shortened so the feed frame carrying them fits the frame limit.");
   readonly feedLatency = new Histogram(
     "pifleet_report_feed_latency_seconds",
     "From a report's arrival to the feed frame carrying it being handed to the watchers' sockets.",
@@ -123,7 +125,7 @@ export class Metrics {
   }
 
   render(): string {
-    const parts = [this.connections, this.framesIn, this.framesOut, this.refused, this.reports, this.fileserverReports, this.events, this.operatorRequests, this.commands, this.feedLatency, ...this.gauges];
+    const parts = [this.connections, this.framesIn, this.framesOut, this.refused, this.reports, this.fileserverReports, this.events, this.operatorRequests, this.commands, this.httpRefused, this.feedTrimmed, this.feedLatency, ...this.gauges];
     return `${parts.map((p) => p.render()).join("\n")}\n`;
   }
 }

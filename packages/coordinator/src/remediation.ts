@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { Fleet, Logger, Plan } from "@pifleet/core";
-import { v1 } from "@pifleet/proto";
+import { MAX_RECONNECT_BACKOFF_MS, v1 } from "@pifleet/proto";
 import { driverForFleet, type LoadBalancerDriver } from "@pifleet/lb";
 import { RecoveryEngine, DEFAULT_RECOVERY_CONFIG, type FileserverPort, type LoadBalancerPort, type PowerPort, type RecoveryConfig } from "@pifleet/recovery";
 import { openSwitch, switchResourceFromFleet, type SwitchHandle } from "@pifleet/switch";
@@ -15,6 +15,7 @@ export const RecoverySectionSchema = z
     maxConcurrent: z.int().min(1).max(96).optional(),
     darkShare: z.number().gt(0).lt(1).optional(),
     confirmMs: ms.optional(),
+    reconnectBackoffMs: ms.optional(),
     suspectActMs: ms.optional(),
     startupGraceMs: ms.optional(),
     bootTimeoutMs: ms.optional(),
@@ -94,6 +95,8 @@ export async function startRemediation(opts: {
   const config: Partial<RecoveryConfig> = {
     ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
     dwellMs: fleet.shelves[0].switch.poe.dwellSeconds * 1000,
+    // What the fleet's own agents do (FleetClient), unless the config says otherwise.
+    reconnectBackoffMs: overrides.reconnectBackoffMs ?? MAX_RECONNECT_BACKOFF_MS,
   };
   const engine = new RecoveryEngine({
     pis: opts.plan.pis.map((p) => ({ name: p.name, port: p.port })),
@@ -103,7 +106,12 @@ export async function startRemediation(opts: {
     intents: {
       openIntent: (pi, port, reason) => c.store.openIntent(pi, port, reason, "cycle"),
       closeIntent: (id, outcome, note) => c.store.closeIntent(id, outcome, note),
-      openIntents: () => c.store.openIntents().map((i) => ({ id: i.id, pi: i.pi, port: i.port, reason: i.reason, createdMs: i.createdMs })),
+      openIntents: () => c.store.openIntents().map((i) => ({ id: i.id, pi: i.pi, port: i.port, reason: i.reason, createdMs: i.createdMs, offMs: i.offMs ?? undefined })),
+      markOff: (id, atMs) => c.store.intentOff(id, atMs),
+    },
+    credentials: {
+      refused: (pi) => c.fleet.credentialsRefused(pi),
+      clear: (pi, actor) => void c.fleet.clearCredentialsRefused(pi, `released by ${actor}`, actor),
     },
     health: (pi) => c.health(pi),
     setState: (pi, state, reason) => c.setRecoveryState(pi, state, reason),

@@ -1,12 +1,25 @@
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import path from "node:path";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Logger } from "@pifleet/core";
 import type { Endpoint } from "./auth.js";
+import { RateLimit } from "./event-log.js";
+import type { Metrics } from "./metrics.js";
+
+/** Slow, idle and too many sockets: what one HTTP server tolerates. */
+export interface HttpLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+  maxPendingPerAddress: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnections: 20_000, maxPendingPerAddress: 256 };
 
 export interface HttpOptions {
   host: string;
@@ -15,8 +28,11 @@ export interface HttpOptions {
   /** Largest WebSocket message accepted at all; anything larger is cut off by ws itself. */
   maxPayload: number;
   staticDir?: string;
+  limits?: HttpLimits;
+  metricsRegistry?: Metrics;
   logger: Logger;
-  onSocket(ws: WebSocket, req: http.IncomingMessage, endpoint: Endpoint): void;
+  /** `authenticated` is to be called once the peer has proven who it is (it stops counting as pending). */
+  onSocket(ws: WebSocket, req: http.IncomingMessage, endpoint: Endpoint, authenticated: () => void): void;
   healthz(): object;
   metrics(): string;
 }
@@ -37,17 +53,85 @@ const TYPES: Record<string, string> = {
 /** One HTTP(S) server: WebSocket upgrades on /agent and /feed, /healthz, /metrics, and optional static files. */
 export class CoordinatorServer {
   readonly server: http.Server | https.Server;
+  readonly limits: HttpLimits;
   private readonly wss: WebSocketServer;
+  private open = 0;
+  /** Sockets not yet authenticated, per remote address; and which sockets those are (by address:port). */
+  private readonly pendingBy = new Map<string, number>();
+  private readonly pending = new Set<string>();
+  /** Refused static paths are logged, but a scan of thousands must not flood the log. */
+  private readonly refusalLines = new RateLimit(1, 20);
+  private refusalsUnlogged = 0;
 
   constructor(private readonly o: HttpOptions) {
+    const limits = (this.limits = o.limits ?? DEFAULT_HTTP_LIMITS);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.request(req, res);
-    this.server = o.tls ? https.createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, handler) : http.createServer(handler);
+    // Node checks the timeouts every connectionsCheckingInterval (30 s by default): an idle or
+    // slow socket would otherwise live up to that much past its headersTimeout.
+    const options: http.ServerOptions = {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    };
+    this.server = o.tls
+      ? https.createServer({ ...options, cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), handshakeTimeout: limits.headersTimeoutMs }, handler)
+      : http.createServer(options, handler);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false, clientTracking: false });
+    this.server.on("connection", (socket: Socket) => this.admit(socket));
     this.server.on("upgrade", (req, socket, head) => this.upgrade(req, socket, head));
-    this.server.on("clientError", (err, socket) => {
+    this.server.on("clientError", (err: Error & { code?: string }, socket) => {
+      if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") o.metricsRegistry?.httpRefused.inc({ reason: "timeout" });
       o.logger.debug({ err: err.message }, "bad HTTP request");
       socket.destroy();
     });
+  }
+
+  /** Sockets from `address` not yet authenticated (for tests and /metrics). */
+  pendingFrom(address: string): number {
+    return this.pendingBy.get(address) ?? 0;
+  }
+
+  get connections(): number {
+    return this.open;
+  }
+
+  /** Every TCP connection: counted against the total cap and, until it authenticates, its address's cap. */
+  private admit(socket: Socket): void {
+    const address = socket.remoteAddress ?? "?";
+    const refuse = (reason: string, limit: number) => {
+      this.o.metricsRegistry?.httpRefused.inc({ reason });
+      this.logRefusal({ remote: address, reason, limit }, reason === "max_connections" ? "connection refused: too many open connections" : "connection refused: too many unauthenticated connections from this address");
+      socket.destroy();
+    };
+    if (this.open >= this.limits.maxConnections) return refuse("max_connections", this.limits.maxConnections);
+    if ((this.pendingBy.get(address) ?? 0) >= this.limits.maxPendingPerAddress) return refuse("max_pending_per_address", this.limits.maxPendingPerAddress);
+    const key = `${address}:${socket.remotePort ?? "?"}`;
+    this.open++;
+    this.pending.add(key);
+    this.pendingBy.set(address, (this.pendingBy.get(address) ?? 0) + 1);
+    socket.once("close", () => {
+      this.open--;
+      this.settle(address, key);
+    });
+  }
+
+  private settle(address: string, key: string): void {
+    if (!this.pending.delete(key)) return;
+    const n = (this.pendingBy.get(address) ?? 1) - 1;
+    if (n > 0) this.pendingBy.set(address, n);
+    else this.pendingBy.delete(address);
+  }
+
+  /** One warn line per refusal, at most one a second after a burst; the rest are counted into the next. */
+  private logRefusal(fields: Record<string, unknown>, msg: string): void {
+    if (!this.refusalLines.take()) {
+      this.refusalsUnlogged++;
+      return;
+    }
+    const unlogged = this.refusalsUnlogged;
+    this.refusalsUnlogged = 0;
+    this.o.logger.warn(unlogged ? { ...fields, unlogged } : fields, msg);
   }
 
   /** Listens; `::` is dual-stack (IPv4 clients appear as ::ffff:a.b.c.d), falling back to 0.0.0.0 where IPv6 is off. */
@@ -87,7 +171,9 @@ export class CoordinatorServer {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.o.onSocket(ws, req, endpoint));
+    const address = req.socket.remoteAddress ?? "?";
+    const key = `${address}:${req.socket.remotePort ?? "?"}`;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.o.onSocket(ws, req, endpoint, () => this.settle(address, key)));
   }
 
   private request(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -99,15 +185,25 @@ export class CoordinatorServer {
     send(res, 404, "text/plain", "not found\n");
   }
 
+  /** A path that tried to leave the static root (traversal) or could not be decoded. */
+  private staticRefused(req: http.IncomingMessage, p: string, reason: string, status: number): void {
+    this.o.metricsRegistry?.httpRefused.inc({ reason });
+    this.logRefusal({ remote: req.socket.remoteAddress, path: p.slice(0, 200), reason, status }, "static path refused");
+  }
+
   private serveStatic(p: string, req: http.IncomingMessage, res: http.ServerResponse): void {
     const root = path.resolve(this.o.staticDir!);
     let file: string;
     try {
       file = path.resolve(root, `.${decodeURIComponent(p)}`);
     } catch {
+      this.staticRefused(req, p, "bad_path", 400);
       return send(res, 400, "text/plain", "bad path\n");
     }
-    if (file !== root && !file.startsWith(root + path.sep)) return send(res, 404, "text/plain", "not found\n");
+    if (file !== root && !file.startsWith(root + path.sep)) {
+      this.staticRefused(req, p, "outside_root", 404);
+      return send(res, 404, "text/plain", "not found\n");
+    }
     try {
       if (statSync(file).isDirectory()) file = path.join(file, "index.html");
       const st = statSync(file);

@@ -32,6 +32,8 @@ const COLOR: Record<string, string> = {
   booting: "36",
   rebuilding: "36",
   quarantined: "35;1",
+  // Silent for a known reason (its agent is turned away), not dead: reverse video, a person acts.
+  "credentials-refused": "33;7",
 };
 
 export interface WatchViewOptions {

@@ -33,7 +33,7 @@ export interface Harness {
 }
 
 export async function startCoordinator(
-  o: { pis?: string[]; settings?: Partial<CoordinatorSettings>; host?: string; dir?: string; keepDir?: boolean } = {},
+  o: { pis?: string[]; settings?: Partial<CoordinatorSettings>; host?: string; dir?: string; keepDir?: boolean; staticDir?: string } = {},
 ): Promise<Harness> {
   const dir = o.dir ?? mkdtempSync(path.join(tmpdir(), "pifleet-coord-"));
   const store = new SqliteStore(path.join(dir, "coordinator.db"));
@@ -50,6 +50,7 @@ export async function startCoordinator(
     store,
     settings: { startupGraceMs: 0, helloTimeoutMs: 1000, ...o.settings },
     listen: { host: o.host ?? "127.0.0.1", port: 0 },
+    staticDir: o.staticDir,
     logger,
   });
   await coord.start();
@@ -73,6 +74,8 @@ export async function startCoordinator(
 export class RawClient {
   readonly ws: WebSocket;
   readonly frames: Frame[] = [];
+  /** Byte size of every frame received, in order. */
+  readonly sizes: number[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   /** This end's port: the coordinator logs and audits the peer as ADDRESS:PORT. */
   localPort = 0;
@@ -82,6 +85,7 @@ export class RawClient {
     this.ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
     this.ws.on("upgrade", (res) => (this.localPort = res.socket.localPort ?? 0));
     this.ws.on("message", (data: Buffer) => {
+      this.sizes.push(data.byteLength);
       this.frames.push(decodeEnvelope(data, 64 * 1024 * 1024));
       for (const w of this.waiters.splice(0)) w();
     });

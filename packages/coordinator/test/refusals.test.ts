@@ -131,9 +131,28 @@ describe("the coordinator refuses bad input and keeps serving everyone else", ()
     other.close();
     await expectRefused(live, { code: "unauthenticated", reason: "revoked", frame: "frame", subject: "pi03" });
 
-    const c = new RawClient(h.coord.url("agent"));
-    c.send(helloFrame("pi03", await c.challenge(), h.secrets.get("pi03")!));
-    await expectRefused(c, { code: "unauthenticated", reason: "revoked", frame: "hello", subject: "pi03" });
+    // That first refusal marked pi03: one event says so, and the feed shows it.
+    const marked = h.store.events({ kind: "auth", subject: "pi03" });
+    expect(marked).toHaveLength(1);
+    expect(marked[0].fields).toMatchObject({ reason: "revoked", from: expect.any(String), to: "credentials-refused" });
+    expect(marked[0].message).toMatch(/pi03 is shown credentials-refused: no power or rebuild action on it until a person acts/);
+    await watcher.until("pi03 credentials-refused on the feed", () => watcher.state("pi03") === "PI_STATE_CREDENTIALS_REFUSED");
+
+    // Its agent retries: refused each time (ErrorFrame, log line, metric), summed up in the audit log.
+    for (let i = 0; i < 3; i++) {
+      const c = new RawClient(h.coord.url("agent"));
+      c.send(helloFrame("pi03", await c.challenge(), h.secrets.get("pi03")!));
+      expect((await c.next("error")).error).toMatchObject({ code: "unauthenticated", reason: "revoked", frame: "hello" });
+      await c.closed;
+      expect(h.log.find((l) => l.reason === "revoked" && String(l.remote).endsWith(`:${c.localPort}`))).toBeDefined();
+    }
+    expect(h.store.events({ kind: "auth", subject: "pi03" })).toHaveLength(1);
+    h.coord.refusals.sweep(Number.POSITIVE_INFINITY);
+    const summed = h.store.events({ kind: "auth", subject: "pi03" });
+    expect(summed).toHaveLength(2);
+    expect(summed[1].fields).toMatchObject({ reason: "revoked", count: "3", aggregated: "true" });
+    expect(Number(summed[1].fields.lastMs)).toBeGreaterThanOrEqual(Number(summed[1].fields.firstMs));
+    expect(watcher.state("pi03")).toBe("PI_STATE_CREDENTIALS_REFUSED");
   });
 
   it("a valid secret claiming another Pi: in the hello, and in a report", async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { SqliteStore, StoreError } from "@pifleet/coordinator";
+import { MIGRATIONS, SqliteStore, StoreError } from "@pifleet/coordinator";
 
 const dirs: string[] = [];
 function tmpDb(): string {
@@ -38,7 +38,7 @@ describe("SQLite store", () => {
     a.close();
 
     const b = new SqliteStore(file);
-    expect(b.schemaVersion).toBe(1);
+    expect(b.schemaVersion).toBe(MIGRATIONS.length);
     expect(b.agent("pi01")).toEqual({ identity: "pi01", role: "pi", publicKey: "PUB1", createdMs: 1000, revokedMs: 2000 });
     expect(b.agents().map((x) => x.identity)).toEqual(["fileserver", "pi01"]);
     expect(b.token("alice")).toMatchObject({ role: "operator", hash: "ab".repeat(32), revokedMs: null });

@@ -65,4 +65,14 @@ describe("pifleet watch screen", () => {
     expect(j).toMatchObject({ name: "pi02", port: 2, state: "healthy", connected: true });
     expect((j.lastReport as { apache: { idleWorkers: number } }).apache.idleWorkers).toBe(9);
   });
+
+  it("shows a Pi refused for its credentials as such, coloured, with why and what a person does", () => {
+    const refused = { name: "pi06", port: 6, state: v1.PiState.PI_STATE_CREDENTIALS_REFUSED, connected: false, reason: "its agent is refused for its credentials (revoked): \"pi06\" was revoked; no power or rebuild action until a person acts" };
+    const lines = renderWatch(mirrorOf([...pis, refused]), { now: NOW, columns: 250, rows: 40, connected: true, url: "ws://x/feed", color: true });
+    expect(lines[0]).toContain("1 credentials-refused");
+    const row = lines.find((l) => l.startsWith("pi06"))!;
+    expect(row).toContain("\x1b[33;7mcredentials-refused\x1b[0m");
+    expect(row).toMatch(/\(offline\) its agent is refused for its credentials \(revoked\)/);
+    expect(piStatusJson(v1.PiStatus.create(refused))).toMatchObject({ state: "credentials-refused" });
+  });
 });

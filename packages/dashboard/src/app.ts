@@ -10,7 +10,7 @@ interface Tile {
 const HISTORY = 60;
 const MAX_EVENTS = 300;
 /** The recovery path, in order: the summary counts states in this order, not alphabetically. */
-const STATE_ORDER = ["healthy", "suspect", "down", "drained", "power-cycling", "booting", "rebuilding", "quarantined", "unknown"];
+const STATE_ORDER = ["healthy", "suspect", "down", "drained", "power-cycling", "booting", "rebuilding", "quarantined", "credentials-refused", "unknown"];
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 const tiles = new Map<string, Tile>();
 let selected: string | undefined;
@@ -176,7 +176,8 @@ function tileLine(p: v1.PiStatus): string {
   }
   const age = p.stateSinceMs ? `${ago(Number(p.stateSinceMs))} · ` : "";
   let what = load;
-  if (!r) what = "no report";
+  if (piStateName(p.state) === "credentials-refused") what = "key refused";
+  else if (!r) what = "no report";
   else if (!p.connected) what = "silent";
   else if (r.rootfs?.stalled) what = "nfs ✗";
   else if (r.apache && !r.apache.reachable) what = "www ✗";

@@ -2395,7 +2395,10 @@ export namespace pifleet {
             PI_STATE_REBUILDING = 7,
 
             /** PI_STATE_QUARANTINED value */
-            PI_STATE_QUARANTINED = 8
+            PI_STATE_QUARANTINED = 8,
+
+            /** PI_STATE_CREDENTIALS_REFUSED value */
+            PI_STATE_CREDENTIALS_REFUSED = 9
         }
 
         /**

@@ -7505,6 +7505,7 @@ export const pifleet = $root.pifleet = (() => {
          * @property {number} PI_STATE_BOOTING=6 PI_STATE_BOOTING value
          * @property {number} PI_STATE_REBUILDING=7 PI_STATE_REBUILDING value
          * @property {number} PI_STATE_QUARANTINED=8 PI_STATE_QUARANTINED value
+         * @property {number} PI_STATE_CREDENTIALS_REFUSED=9 PI_STATE_CREDENTIALS_REFUSED value
          */
         v1.PiState = (function() {
             const valuesById = $Object.create(null), values = $Object.create(valuesById);
@@ -7517,6 +7518,7 @@ export const pifleet = $root.pifleet = (() => {
             values[valuesById[6] = "PI_STATE_BOOTING"] = 6;
             values[valuesById[7] = "PI_STATE_REBUILDING"] = 7;
             values[valuesById[8] = "PI_STATE_QUARANTINED"] = 8;
+            values[valuesById[9] = "PI_STATE_CREDENTIALS_REFUSED"] = 9;
             return values;
         })();
 
@@ -8001,6 +8003,10 @@ export const pifleet = $root.pifleet = (() => {
                     case "PI_STATE_QUARANTINED":
                     case 8:
                         m.state = 8;
+                        break;
+                    case "PI_STATE_CREDENTIALS_REFUSED":
+                    case 9:
+                        m.state = 9;
                         break;
                     default:
                         if (typeof d.state === "number" && (d.state | 0) === d.state)

@@ -4,6 +4,9 @@ import type { Logger } from "@pifleet/core";
 import { decodeEnvelope, encodeEnvelope, FrameError, MAX_FRAME_BYTES, v1, type EnvelopeInit, type Envelope, type BodyName } from "./codec.js";
 import { agentKeyFromSecret, signHello } from "./hello.js";
 
+/** The longest a FleetClient waits before reconnecting (full jitter below it); recovery counts on it. */
+export const MAX_RECONNECT_BACKOFF_MS = 15_000;
+
 export interface FleetClientOptions {
   /** e.g. ws://[2a00:1098:0:84::10]:7300/agent or wss://coordinator:7300/feed */
   url: string;
@@ -129,7 +132,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   private scheduleReconnect(why: string): void {
     if (this.stopped) return;
     const base = this.opts.initialBackoffMs ?? 250;
-    const cap = this.opts.maxBackoffMs ?? 15_000;
+    const cap = this.opts.maxBackoffMs ?? MAX_RECONNECT_BACKOFF_MS;
     // Full jitter: a coordinator restart must not see every agent return in the same instant.
     const delay = Math.round(Math.random() * Math.min(cap, base * 2 ** this.attempt));
     this.attempt = Math.min(this.attempt + 1, 16);

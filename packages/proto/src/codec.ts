@@ -53,6 +53,27 @@ const NO_ENUMS = new Set<BodyName>(["piReport", "fileserverReport", "commandResu
 
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
+/**
+ * Longest client-supplied strings (characters). Whatever a peer sends may end up in the audit
+ * log, the feed and log lines: nothing unbounded gets in. Report fields are generous — an agent
+ * refused for a long error message would look dead — while an operator's reason is short.
+ */
+export const FIELD_LIMITS = {
+  id: 64,
+  reason: 200,
+  token: 512,
+  agentVersion: 128,
+  signature: 64,
+  message: 4096,
+  reportText: 4096,
+  interface: 64,
+} as const;
+
+/** "field: longer than N characters" when `value` is, else null. */
+function tooLong(field: string, value: string | null | undefined, max: number): string | null {
+  return value && value.length > max ? `${field}: longer than ${max} characters (${value.length})` : null;
+}
+
 /** Field checks protobuf cannot express. Returns the first problem, naming the field. */
 function validateBody(env: Envelope, body: BodyName): string | null {
   switch (body) {
@@ -60,26 +81,45 @@ function validateBody(env: Envelope, body: BodyName): string | null {
       const h = env.hello as v1.Hello;
       if (!NAME_RE.test(h.identity)) return "identity: must be an enrolled name";
       if (h.nonce.length !== 32) return "nonce: must echo the 32-byte challenge";
-      return null;
+      if (h.signature.length > FIELD_LIMITS.signature) return `signature: longer than ${FIELD_LIMITS.signature} bytes`;
+      return tooLong("token", h.token, FIELD_LIMITS.token) ?? tooLong("agentVersion", h.agentVersion, FIELD_LIMITS.agentVersion);
     }
     case "piReport": {
       const r = env.piReport as v1.PiReport;
       if (!NAME_RE.test(r.pi)) return "pi: must be a Pi name";
       if (r.net.length > 64) return "net: at most 64 interfaces";
       if (r.apache && (r.apache.scoreboard ?? "").length > 4096) return "apache.scoreboard: longer than 4096";
-      return null;
+      return (
+        tooLong("apache.error", r.apache?.error, FIELD_LIMITS.reportText) ??
+        tooLong("probe.error", r.probe?.error, FIELD_LIMITS.reportText) ??
+        r.net.map((n, i) => tooLong(`net[${i}].interface`, n.interface, FIELD_LIMITS.interface)).find((x) => x) ??
+        null
+      );
     }
     case "fileserverReport": {
       const r = env.fileserverReport as v1.FileserverReport;
       if (!NAME_RE.test(r.fileserver)) return "fileserver: must be a name";
-      return null;
+      const t = FIELD_LIMITS.reportText;
+      return (
+        tooLong("error", r.error, t) ??
+        r.drift.map((d, i) => tooLong(`drift[${i}].kind`, d.kind, t) ?? tooLong(`drift[${i}].subject`, d.subject, t) ?? tooLong(`drift[${i}].detail`, d.detail, t)).find((x) => x) ??
+        r.roots.map((x, i) => tooLong(`roots[${i}].pi`, x.pi, t) ?? tooLong(`roots[${i}].contentVersion`, x.contentVersion, t)).find((x) => x) ??
+        null
+      );
     }
-    case "commandResult":
-      return env.commandResult!.id ? null : "id: required";
+    case "commandResult": {
+      const c = env.commandResult as v1.CommandResult;
+      if (!c.id) return "id: required";
+      return tooLong("id", c.id, FIELD_LIMITS.id) ?? tooLong("message", c.message, FIELD_LIMITS.message);
+    }
     case "operatorRequest": {
       const o = env.operatorRequest as v1.OperatorRequest;
       if (!o.id) return "id: required";
-      if (!OPERATOR_ACTIONS.includes(o.action as OperatorAction)) return `action: "${o.action}" is not one of ${OPERATOR_ACTIONS.join(", ")}`;
+      const long = tooLong("id", o.id, FIELD_LIMITS.id) ?? tooLong("reason", o.reason, FIELD_LIMITS.reason);
+      if (long) return long;
+      // Checked after the length, so the message quotes at most a bounded string.
+      if (!OPERATOR_ACTIONS.includes(o.action as OperatorAction)) return `action: "${o.action.slice(0, 40)}" is not one of ${OPERATOR_ACTIONS.join(", ")}`;
+      if (o.pi && !NAME_RE.test(o.pi)) return "pi: must be a Pi name";
       return null;
     }
     default:

@@ -1,14 +1,16 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "@pifleet/core";
-import { judgeDarkShare } from "./dark-share.js";
+import { darkShareGuard, fileserverGuard, Settle, startupGuard, type GuardVerdict } from "./guards.js";
 import { SlidingWindowLimit } from "./rate-limit.js";
 import {
   DEFAULT_RECOVERY_CONFIG,
   type AuditEvent,
+  type CredentialsPort,
   type FileserverPort,
   type Health,
   type IntentStore,
   type LoadBalancerPort,
+  type OpenIntent,
   type PiRef,
   type PowerPort,
   type RecoveryConfig,
@@ -21,6 +23,8 @@ export interface RecoveryDeps {
   lb?: LoadBalancerPort;
   fileserver?: FileserverPort;
   intents: IntentStore;
+  /** Pis refused for their credentials: left alone until a person acts. */
+  credentials?: CredentialsPort;
   /** What the health judge says of a Pi right now. */
   health(pi: string): Health;
   /** The state the engine imposes on a Pi, or null to hand it back to the health judge. */
@@ -41,8 +45,15 @@ interface PiRecord {
   attempts: number;
   rebuilt: boolean;
   nextAttemptMs: number;
+  /** First tick of this unhealthy spell (suspect or down); restarted when a guard lifts. */
   unhealthySinceMs: number | undefined;
+  /** First tick it was seen `down` in this spell; restarted when a guard lifts. */
+  downSinceMs: number | undefined;
   healthySinceMs: number | undefined;
+  /** This engine switched its port on and no healthy report has come since: it is booting. */
+  bootingSinceMs: number | undefined;
+  /** Its agent was refused for its credentials at the last tick. */
+  refused: boolean;
   held: boolean;
   quarantined: boolean;
   /** Left drained because it did not boot in time: it goes back into service whenever it turns healthy. */
@@ -54,6 +65,8 @@ export interface RecoveryStatus {
   alarmReason: string;
   active: number;
   paused: string;
+  /** No automatic power action before this: a guard lifted recently (0: none). */
+  settlingUntilMs: number;
 }
 
 export interface OperatorResult {
@@ -68,8 +81,15 @@ class Refused extends Error {}
  * Brings failed Pis back by itself: drain → power-cycle → boot → healthy; after repeated failures
  * rebuild the root filesystem and cycle again; still failing → quarantine until a person
  * releases it. Guards: bounded concurrency, no power while the fileserver is unhealthy, nothing
- * when a large share of the fleet goes dark at once, back-off per Pi, a fleet-wide rate limit,
+ * when a large share of the fleet goes dark at once, a fresh confirm window after any guard
+ * lifts, nothing on a Pi refused for its credentials, back-off per Pi, a fleet-wide rate limit,
  * and crash-safe intents around every power-off.
+ *
+ * Reaction and safety: in steady state a Pi is acted on `confirmMs` after it turns `down`.
+ * That is safe against a partition because the fleet alarm counts `suspect` Pis as dark, and
+ * every Pi a partition cuts off is `suspect` before the first of them is `down`. After a guard
+ * lifts, the time a Pi spent dark under it proves nothing, so it must be seen unhealthy afresh for
+ * `confirmMs + reconnectBackoffMs` (see Settle).
  */
 export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private readonly cfg: RecoveryConfig;
@@ -78,12 +98,16 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private startedMs = 0;
+  /** The guards' lift window for the fleet (a shelf each, once guards count per shelf). */
+  private readonly settle: Settle;
   private alarm = { on: false, reason: "" };
   private paused = "";
   private stopped = false;
   private readonly jobs = new Set<Promise<void>>();
   /** Intents held by a running job; any other open intent is a port someone must switch back on. */
   private readonly ownIntents = new Set<number>();
+  /** Open intents being finished (their dwell is running out) after a restart. */
+  private readonly recovering = new Set<number>();
   private lastIntentSweepMs = 0;
 
   constructor(private readonly deps: RecoveryDeps) {
@@ -91,6 +115,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     this.cfg = { ...DEFAULT_RECOVERY_CONFIG, ...deps.config };
     this.now = deps.now ?? Date.now;
     this.limit = new SlidingWindowLimit(this.cfg.powerActionsPerWindow, this.cfg.powerWindowMs);
+    this.settle = new Settle(this.cfg.confirmMs + this.cfg.reconnectBackoffMs);
     for (const ref of deps.pis) {
       this.pis.set(ref.name, {
         ref,
@@ -99,7 +124,10 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         rebuilt: false,
         nextAttemptMs: 0,
         unhealthySinceMs: undefined,
+        downSinceMs: undefined,
         healthySinceMs: undefined,
+        bootingSinceMs: undefined,
+        refused: false,
         held: false,
         quarantined: false,
         lateBoot: false,
@@ -120,6 +148,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       if (rec && !rec.busy && !rec.held && !rec.quarantined) this.resumeAfterRestart(rec, "a remediation was interrupted by a coordinator restart");
     }
     this.startedMs = this.now();
+    this.settle.hold("startup");
     this.timer = setInterval(() => this.tick(), this.cfg.tickMs);
     this.timer.unref();
   }
@@ -131,31 +160,62 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   }
 
   status(): RecoveryStatus {
-    return { alarm: this.alarm.on, alarmReason: this.alarm.reason, active: [...this.pis.values()].filter((p) => p.busy).length, paused: this.paused };
+    const s = this.settle.state;
+    return {
+      alarm: this.alarm.on,
+      alarmReason: this.alarm.reason,
+      active: [...this.pis.values()].filter((p) => p.busy).length,
+      paused: this.paused,
+      settlingUntilMs: s.holding ? 0 : s.untilMs,
+    };
   }
 
-  /** Ports left off by a coordinator that died mid-cycle are switched back on. */
+  /**
+   * Ports left off by a coordinator that died mid-cycle are switched back on — but not before
+   * the dwell has passed since they went off: a Pi switched on again too soon may not reset, and
+   * would then sit unrecovered for its whole boot timeout. The wait is at most one dwell.
+   */
   async recoverIntents(): Promise<void> {
-    for (const intent of this.deps.intents.openIntents()) {
-      if (this.ownIntents.has(intent.id)) continue;
-      try {
-        await this.deps.power.set(intent.port, true);
-        this.deps.intents.closeIntent(intent.id, "recovered", "port switched on after a coordinator restart");
-        this.deps.audit({
-          kind: "power",
-          subject: intent.pi,
-          message: `port ${intent.port} switched back on: a power action (${intent.reason}) was interrupted by a coordinator restart`,
-          fields: { port: String(intent.port), intent: String(intent.id) },
-        });
-        // The Pi now boots: give it its boot window rather than judging it dead and cycling it again.
-        const rec = this.pis.get(intent.pi);
-        if (rec && !rec.busy && !rec.quarantined) this.resumeAfterRestart(rec, "power restored after an interrupted power action");
-      } catch (err) {
-        // Stays open: the next start tries again. Loud, because a Pi is dark until then.
-        this.deps.logger?.error({ err: (err as Error).message, pi: intent.pi, port: intent.port }, "cannot restore power");
-        this.deps.audit({ kind: "power", subject: intent.pi, message: `port ${intent.port} could not be switched back on: ${(err as Error).message}` });
-      }
+    const open = this.deps.intents.openIntents().filter((i) => !this.ownIntents.has(i.id) && !this.recovering.has(i.id));
+    await Promise.all(open.map((i) => this.recoverIntent(i)));
+  }
+
+  private async recoverIntent(intent: OpenIntent): Promise<void> {
+    this.recovering.add(intent.id);
+    try {
+      const offFor = await this.offFor(intent);
+      const wait = Math.min(this.cfg.dwellMs, Math.max(0, this.cfg.dwellMs - offFor));
+      if (wait > 0) await sleep(wait);
+      await this.deps.power.set(intent.port, true);
+      this.deps.intents.closeIntent(intent.id, "recovered", "port switched on after a coordinator restart");
+      const offSeconds = ((offFor + wait) / 1000).toFixed(1);
+      this.deps.audit({
+        kind: "power",
+        subject: intent.pi,
+        message: `port ${intent.port} switched back on: a power action (${intent.reason}) was interrupted by a coordinator restart; it was off ${offSeconds} s (dwell ${this.cfg.dwellMs / 1000} s)`,
+        fields: { port: String(intent.port), intent: String(intent.id), offMs: String(Math.round(offFor + wait)) },
+      });
+      const rec = this.pis.get(intent.pi);
+      if (rec) rec.bootingSinceMs = this.now();
+      // The Pi now boots: give it its boot window rather than judging it dead and cycling it again.
+      if (rec && !rec.busy && !rec.quarantined) this.resumeAfterRestart(rec, "power restored after an interrupted power action");
+    } catch (err) {
+      // Stays open: the next start tries again. Loud, because a Pi is dark until then.
+      this.deps.logger?.error({ err: (err as Error).message, pi: intent.pi, port: intent.port }, "cannot restore power");
+      this.deps.audit({ kind: "power", subject: intent.pi, message: `port ${intent.port} could not be switched back on: ${(err as Error).message}` });
+    } finally {
+      this.recovering.delete(intent.id);
     }
+  }
+
+  /** How long the intent's port has been off. Not known to be off, and found on: not at all. */
+  private async offFor(intent: OpenIntent): Promise<number> {
+    if (intent.offMs === undefined) {
+      // The previous run died between writing the intent and seeing the port off.
+      const on = await this.deps.power.get(intent.port).catch(() => false);
+      if (on) return this.cfg.dwellMs;
+    }
+    return this.now() - (intent.offMs ?? intent.createdMs);
   }
 
   tick(): void {
@@ -166,48 +226,109 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       this.lastIntentSweepMs = now;
       void this.recoverIntents();
     }
+    const health = this.observe(now);
+    for (const rec of this.pis.values()) {
+      const refused = this.refusedFor(rec) !== undefined;
+      // No longer refused (re-enrolled, or released): its silence until now had a known cause.
+      if (rec.refused && !refused) this.restartClocks(rec, now);
+      rec.refused = refused;
+    }
+    const considered = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !r.refused);
+    for (const rec of considered) {
+      // Not a power action, so no guard applies: a Pi that booted late takes traffic again.
+      if (rec.lateBoot && health.get(rec.ref.name) === "healthy") this.spawn(rec, () => this.backInService(rec, `healthy again after attempt ${rec.attempts} (booted after the ${Math.round(this.cfg.bootTimeoutMs / 1000)} s boot timeout)`));
+    }
+    const lifted = this.settle.step(now, this.guards(now, considered, health));
+    if (lifted) this.afresh(now, lifted);
+    if (this.settle.blocks(now)) return;
+
+    let active = [...this.pis.values()].filter((p) => p.busy).length;
+    for (const rec of considered) {
+      if (active >= this.cfg.maxConcurrent) break;
+      const h = health.get(rec.ref.name)!;
+      if (!this.due(rec, h, now)) continue;
+      if (this.limit.nextFreeMs(now) > now) break;
+      active++;
+      this.spawn(rec, () => this.remediate(rec, h));
+    }
+  }
+
+  /** Reads every Pi's health and keeps its clocks: unhealthy since, down since, healthy since. */
+  private observe(now: number): Map<string, Health> {
     const health = new Map<string, Health>();
     for (const [name, rec] of this.pis) {
       const h = this.deps.health(name);
       health.set(name, h);
       if (h === "healthy") {
         rec.unhealthySinceMs = undefined;
+        rec.downSinceMs = undefined;
+        rec.bootingSinceMs = undefined;
         rec.healthySinceMs ??= now;
         if (!rec.busy && rec.attempts > 0 && now - rec.healthySinceMs >= this.cfg.stableMs) {
           rec.attempts = 0;
           this.deps.setAttempts?.(name, 0);
           rec.rebuilt = false;
         }
-      } else {
-        rec.healthySinceMs = undefined;
-        if (h === "down" || h === "suspect") rec.unhealthySinceMs ??= now;
+        continue;
       }
+      rec.healthySinceMs = undefined;
+      if (h === "down" || h === "suspect") rec.unhealthySinceMs ??= now;
+      if (h === "down") rec.downSinceMs ??= now;
+      else rec.downSinceMs = undefined;
     }
-    // Agents are still reconnecting after a start: silence then says nothing about the Pis.
-    if (now - this.startedMs < this.cfg.startupGraceMs) return;
-    const considered = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy);
-    for (const rec of considered) {
-      // Not a power action, so no guard applies: a Pi that booted late takes traffic again.
-      if (rec.lateBoot && health.get(rec.ref.name) === "healthy") this.spawn(rec, () => this.backInService(rec, `healthy again after attempt ${rec.attempts} (booted after the ${Math.round(this.cfg.bootTimeoutMs / 1000)} s boot timeout)`));
-    }
-    const verdict = judgeDarkShare(considered.map((r) => health.get(r.ref.name)!), this.cfg.darkShare);
-    this.setAlarm(verdict.alarm, verdict.reason);
-    if (this.alarm.on) return;
-    const fsOk = this.deps.fileserver?.healthy() ?? true;
-    this.setPaused(fsOk ? "" : "the fileserver is unhealthy: a Pi could not boot, no power action is taken");
-    if (!fsOk) return;
+    return health;
+  }
 
-    let active = [...this.pis.values()].filter((p) => p.busy).length;
-    for (const rec of considered) {
-      if (active >= this.cfg.maxConcurrent) break;
-      const h = health.get(rec.ref.name)!;
-      if (rec.unhealthySinceMs === undefined || now < rec.nextAttemptMs) continue;
-      const waited = now - rec.unhealthySinceMs;
-      if (!(h === "down" && waited >= this.cfg.confirmMs) && !(h === "suspect" && waited >= this.cfg.suspectActMs)) continue;
-      if (this.limit.nextFreeMs(now) > now) break;
-      active++;
-      this.spawn(rec, () => this.remediate(rec, h));
+  /**
+   * This tick's guards, in order; each is a small function of what it needs. During the start-up
+   * grace nothing else is judged (silence means nothing yet, so no alarm is raised either).
+   */
+  private guards(now: number, considered: PiRecord[], health: Map<string, Health>): GuardVerdict[] {
+    const startup = startupGuard(now, this.startedMs, this.cfg.startupGraceMs);
+    if (startup.holding) return [startup];
+    const alarm = darkShareGuard(considered.map((r) => health.get(r.ref.name)!), this.cfg.darkShare);
+    this.setAlarm(alarm.holding, alarm.reason);
+    const fs = fileserverGuard(this.deps.fileserver?.healthy() ?? true);
+    this.setPaused(fs.reason);
+    return [alarm, fs];
+  }
+
+  /** A guard lifted: the time any Pi spent unhealthy under it no longer counts. */
+  private afresh(now: number, lifted: GuardVerdict): void {
+    let dark = 0;
+    for (const rec of this.pis.values()) {
+      if (rec.busy) continue;
+      if (rec.unhealthySinceMs !== undefined) dark++;
+      this.restartClocks(rec, now);
     }
+    const what = { startup: "start-up grace over", alarm: "fleet alarm cleared", fileserver: "fileserver healthy again" }[lifted.name];
+    const windowMs = this.cfg.confirmMs + this.cfg.reconnectBackoffMs;
+    this.deps.audit({
+      kind: "recovery",
+      subject: "fleet",
+      message: `${what}: no Pi is power-cycled before ${secs(windowMs)} from now (confirm ${secs(this.cfg.confirmMs)} + the agents' reconnect back-off ${secs(this.cfg.reconnectBackoffMs)}); ${dark} Pi(s) still unhealthy must stay so until then`,
+      fields: { guard: lifted.name, windowMs: String(windowMs), unhealthy: String(dark) },
+    });
+    this.emitStatus();
+  }
+
+  private restartClocks(rec: PiRecord, now: number): void {
+    if (rec.unhealthySinceMs !== undefined) rec.unhealthySinceMs = now;
+    if (rec.downSinceMs !== undefined) rec.downSinceMs = now;
+  }
+
+  /** Whether a Pi has been unhealthy long enough, and nothing else says wait. */
+  private due(rec: PiRecord, h: Health, now: number): boolean {
+    if (now < rec.nextAttemptMs) return false;
+    // Switched on by this engine and not yet healthy: it is booting, give it its boot time.
+    if (rec.bootingSinceMs !== undefined && now - rec.bootingSinceMs < this.cfg.bootTimeoutMs) return false;
+    if (h === "down") return rec.downSinceMs !== undefined && now - rec.downSinceMs >= this.cfg.confirmMs;
+    if (h === "suspect") return rec.unhealthySinceMs !== undefined && now - rec.unhealthySinceMs >= this.cfg.suspectActMs;
+    return false;
+  }
+
+  private refusedFor(rec: PiRecord): string | undefined {
+    return this.deps.credentials?.refused(rec.ref.name);
   }
 
   private spawn(rec: PiRecord, job: () => Promise<void>): void {
@@ -235,11 +356,24 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       return this.quarantine(rec, `still ${health} after ${rec.attempts - 1} attempts${rec.rebuilt ? " including a root filesystem rebuild" : ""}`);
     }
     await this.drain(rec, `${health} for ${Math.round((this.now() - (rec.unhealthySinceMs ?? this.now())) / 1000)} s (attempt ${rec.attempts})`);
-    if (rebuild) {
-      rec.rebuilt = true;
-      await this.cycle(rec, "rebuild", `rebuilding the root filesystem after ${rec.attempts - 1} failed power-cycles`);
-    } else {
-      await this.cycle(rec, "cycle", `power-cycling (attempt ${rec.attempts})`);
+    try {
+      if (rebuild) {
+        rec.rebuilt = true;
+        await this.cycle(rec, "rebuild", `rebuilding the root filesystem after ${rec.attempts - 1} failed power-cycles`);
+      } else {
+        await this.cycle(rec, "cycle", `power-cycling (attempt ${rec.attempts})`);
+      }
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      // A guard closed between the decision and the power-off: nothing was done, this attempt
+      // does not count, and the Pi takes traffic again as soon as it reports healthy.
+      rec.attempts--;
+      if (rebuild) rec.rebuilt = false;
+      this.deps.setAttempts?.(name, rec.attempts);
+      rec.lateBoot = true;
+      this.deps.setState(name, null, `not power-cycled: ${err.message}`);
+      this.deps.audit({ kind: "recovery", subject: name, message: `not power-cycled: ${err.message}` });
+      return;
     }
     await this.awaitBoot(rec);
   }
@@ -263,7 +397,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
    */
   private async cycle(rec: PiRecord, mode: "cycle" | "rebuild", reason: string, actor?: string, force = false): Promise<void> {
     const { name, port } = rec.ref;
-    const refusal = this.powerRefusal(force);
+    const refusal = this.powerRefusal(force) ?? (actor === undefined ? this.credentialsRefusal(rec) : undefined);
     if (refusal) throw new Refused(refusal);
     if (!this.limit.take(this.now())) throw new Refused(this.rateLimitRefusal());
     const intent = this.deps.intents.openIntent(name, port, reason);
@@ -272,6 +406,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     this.deps.audit({ kind: "power", subject: name, message: `port ${port} off: ${reason}`, actor, fields: { port: String(port), intent: String(intent) } });
     try {
       await this.deps.power.set(port, false);
+      this.deps.intents.markOff?.(intent, this.now());
       if (mode === "rebuild") {
         this.deps.audit({ kind: "recovery", subject: name, message: "rebuilding the root filesystem from the golden image", actor });
         await this.deps.fileserver!.rebuild(name);
@@ -283,6 +418,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       // and the periodic sweep keeps trying.
       try {
         await this.deps.power.set(port, true);
+        rec.bootingSinceMs = this.now();
         this.deps.intents.closeIntent(intent, "done");
         this.deps.audit({ kind: "power", subject: name, message: `port ${port} on`, actor, fields: { port: String(port), intent: String(intent) } });
       } finally {
@@ -305,6 +441,14 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     const deadline = this.now() + this.cfg.bootTimeoutMs;
     while (!this.stopped && this.now() < deadline) {
       if (this.deps.health(name) === "healthy") return this.backInService(rec, `healthy again after attempt ${rec.attempts}`);
+      const refused = this.refusedFor(rec);
+      if (refused) {
+        // It booted and its agent is turned away for its credentials: not a dead Pi.
+        rec.lateBoot = true;
+        this.deps.setState(name, null, `its agent is refused for its credentials (${refused})`);
+        this.deps.audit({ kind: "recovery", subject: name, message: `remediation stopped: its agent is refused for its credentials (${refused}); no power action until a person acts` });
+        return;
+      }
       await sleep(Math.min(250, this.cfg.tickMs));
     }
     rec.lateBoot = true;
@@ -361,8 +505,10 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         await this.deps.lb?.ready(name);
         this.deps.setState(name, null, `undrained by ${actor}`);
         return { ok: true, message: `${name} back in service` };
-      case "release":
-        if (!rec.quarantined) return { ok: false, message: `${name} is not quarantined` };
+      case "release": {
+        const refused = this.refusedFor(rec);
+        if (!rec.quarantined && !refused) return { ok: false, message: `${name} is not quarantined` };
+        if (refused) this.deps.credentials!.clear(name, actor);
         rec.quarantined = false;
         rec.lateBoot = false;
         rec.attempts = 0;
@@ -370,9 +516,12 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         rec.rebuilt = false;
         rec.nextAttemptMs = 0;
         rec.unhealthySinceMs = undefined;
+        rec.downSinceMs = undefined;
         this.deps.setState(name, null, `released by ${actor}`);
         if (this.deps.health(name) === "healthy") await this.deps.lb?.ready(name);
-        return { ok: true, message: `${name} released; recovery will act on it again` };
+        const note = refused ? ` (its agent was refused for its credentials: ${refused}; refused again, it is held again)` : "";
+        return { ok: true, message: `${name} released; recovery will act on it again${note}` };
+      }
       case "cycle":
       case "rebuild": {
         if (rec.busy) return { ok: false, message: `${name} is already being remediated` };
@@ -402,8 +551,17 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private powerRefusal(force: boolean): string | undefined {
     if (force) return undefined;
     if (this.alarm.on) return `refused: fleet alarm (${this.alarm.reason})`;
+    // Looked at again now, not as of the last tick: the fleet may have gone dark since.
+    const watched = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !this.refusedFor(r));
+    const alarm = darkShareGuard(watched.map((r) => this.deps.health(r.ref.name)), this.cfg.darkShare);
+    if (alarm.holding) return `refused: fleet alarm (${alarm.reason})`;
     if (!(this.deps.fileserver?.healthy() ?? true)) return "refused: the fileserver is unhealthy";
     return undefined;
+  }
+
+  private credentialsRefusal(rec: PiRecord): string | undefined {
+    const why = this.refusedFor(rec);
+    return why && `refused: ${rec.ref.name}'s agent is refused for its credentials (${why}); a person decides (pifleet release ${rec.ref.name})`;
   }
 
   private rateLimitRefusal(): string {
@@ -437,6 +595,10 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private emitStatus(): void {
     this.emit("status", this.status());
   }
+}
+
+function secs(ms: number): string {
+  return `${+(ms / 1000).toFixed(1)} s`;
 }
 
 function sleep(ms: number): Promise<void> {

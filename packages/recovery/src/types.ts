@@ -31,6 +31,8 @@ export interface OpenIntent {
   port: number;
   reason: string;
   createdMs: number;
+  /** When the port was verified off; absent when the coordinator died before it could say. */
+  offMs?: number;
 }
 
 /**
@@ -42,6 +44,19 @@ export interface IntentStore {
   openIntent(pi: string, port: number, reason: string): number;
   closeIntent(id: number, outcome: "done" | "recovered" | "failed", note?: string): void;
   openIntents(): OpenIntent[];
+  /** Records when the port was verified off, so a restarted coordinator can finish its dwell. */
+  markOff?(id: number, atMs: number): void;
+}
+
+/**
+ * Pis whose agent the coordinator refuses for its credentials (revoked, a key that no longer
+ * matches): not dead, so no power or rebuild action until a person acts.
+ */
+export interface CredentialsPort {
+  /** Why the Pi's agent is refused (e.g. "revoked"), or undefined when it is not. */
+  refused(pi: string): string | undefined;
+  /** A person released the Pi: recovery may act on it again. */
+  clear(pi: string, actor: string): void;
 }
 
 export interface AuditEvent {
@@ -57,8 +72,17 @@ export interface RecoveryConfig {
   maxConcurrent: number;
   /** More than this share of the fleet unhealthy at once: assume the network or coordinator is at fault. */
   darkShare: number;
-  /** A Pi must stay unhealthy this long before anything is done, so a fleet-wide outage is seen as one. */
+  /**
+   * A Pi must be `down` this long before anything is done. Short on purpose: a partition makes
+   * every Pi it cuts off `suspect` (counted as dark by the fleet alarm) within one report
+   * interval, before the first of them can turn `down`; this is the margin on top of that.
+   */
   confirmMs: number;
+  /**
+   * The agents' longest reconnect back-off (FleetClient's cap). After a guard lifts, a Pi still
+   * dark must stay unhealthy for `confirmMs` plus this before any power action.
+   */
+  reconnectBackoffMs: number;
   /** A Pi that is only `suspect` (alive but failing) is acted on after this long. */
   suspectActMs: number;
   /** No judgement this long after start: agents are still reconnecting. */
@@ -83,7 +107,8 @@ export interface RecoveryConfig {
 export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
   maxConcurrent: 2,
   darkShare: 0.3,
-  confirmMs: 3_000,
+  confirmMs: 500,
+  reconnectBackoffMs: 15_000,
   suspectActMs: 20_000,
   startupGraceMs: 20_000,
   dwellMs: 5_000,

@@ -7,7 +7,7 @@ function rig(n: number, config: Partial<RecoveryConfig> = {}) {
   const health = new Map<string, Health>(pis.map((p) => [p.name, "healthy"]));
   const powered = new Map<number, boolean>(pis.map((p) => [p.port, true]));
   const log: string[] = [];
-  const audit: AuditEvent[] = [];
+  const audit: Array<AuditEvent & { at: number }> = [];
   const states = new Map<string, RecoveryState | null>();
   const attempts = new Map<string, number>();
   const intents = new Map<number, OpenIntent & { outcome?: string }>();
@@ -17,11 +17,16 @@ function rig(n: number, config: Partial<RecoveryConfig> = {}) {
   /** Pis that no cycle or rebuild brings back (a hardware fault). */
   const broken = new Set<string>();
   const powerOps: string[] = [];
+  /** When each power op happened (Date.now()), same order as powerOps. */
+  const powerTimes: number[] = [];
+  /** Pis whose agent the coordinator refuses for its credentials, with the reason. */
+  const refused = new Map<string, string>();
   const engine = new RecoveryEngine({
     pis,
     power: {
       async set(port, on) {
         powerOps.push(`${port}:${on ? "on" : "off"}`);
+        powerTimes.push(Date.now());
         powered.set(port, on);
         const pi = pis.find((p) => p.port === port)!;
         if (!on) health.set(pi.name, "down");
@@ -56,16 +61,24 @@ function rig(n: number, config: Partial<RecoveryConfig> = {}) {
         intents.get(id)!.outcome = outcome;
       },
       openIntents: () => [...intents.values()].filter((i) => !i.outcome),
+      markOff(id, atMs) {
+        intents.get(id)!.offMs = atMs;
+      },
+    },
+    credentials: {
+      refused: (pi) => refused.get(pi),
+      clear: (pi) => void refused.delete(pi),
     },
     health: (pi) => health.get(pi)!,
     setState(pi, state, reason) {
       states.set(pi, state);
       log.push(`state ${pi} ${state ?? "judge"}: ${reason}`);
     },
-    audit: (e) => audit.push(e),
+    audit: (e) => audit.push({ ...e, at: Date.now() }),
     setAttempts: (pi, n) => attempts.set(pi, n),
     config: {
       confirmMs: 50,
+      reconnectBackoffMs: 0,
       suspectActMs: 200,
       startupGraceMs: 0,
       dwellMs: 20,
@@ -86,6 +99,8 @@ function rig(n: number, config: Partial<RecoveryConfig> = {}) {
     attempts,
     intents,
     powerOps,
+    powerTimes,
+    refused,
     bootOnPowerOn,
     broken,
     setFileserver: (ok: boolean) => (fsHealthy = ok),
@@ -263,5 +278,211 @@ describe("recovery engine", () => {
     await until(() => r.log.includes("lb ready pi3"));
     expect(r.log.filter((l) => l.startsWith("state pi3")).map((l) => l.split(":")[0])).toEqual(["state pi3 booting", "state pi3 judge"]);
     expect(r.powerOps).toEqual([]);
+  });
+});
+
+describe("when a guard lifts, a Pi must be seen unhealthy afresh", () => {
+  // Scaled: the agents' reconnect back-off is 600 ms here (15 s in production), confirm 50 ms.
+  const BACKOFF = 600;
+  const CONFIRM = 50;
+
+  it("a partition of 60 % heals with agents reconnecting over 0–back-off: no Pi is power-cycled", async () => {
+    const r = rig(10, { darkShare: 0.3, reconnectBackoffMs: BACKOFF, confirmMs: CONFIRM });
+    current = r.engine;
+    await r.engine.start();
+    await wait(CONFIRM + 100); // past the start-up window
+    for (let i = 1; i <= 6; i++) r.health.set(`pi${i}`, "down");
+    await until(() => r.engine.status().alarm);
+    await wait(300); // every dark Pi has now "waited" far past confirmMs under the alarm
+    // The partition heals; the agents come back one by one over the whole back-off, the last
+    // one just before it ends. The alarm clears when the third is back (3 of 10 dark).
+    const heal = Date.now();
+    const returns = [0, 60, 120, 300, 450, BACKOFF - 50];
+    await Promise.all(returns.map((ms, k) => wait(ms).then(() => r.health.set(`pi${k + 1}`, "healthy"))));
+    await wait(CONFIRM + BACKOFF);
+    const cleared = r.audit.find((e) => e.kind === "alarm" && /cleared/.test(e.message));
+    expect(cleared, "the alarm cleared").toBeDefined();
+    expect(cleared!.at - heal).toBeLessThan(BACKOFF - 100); // stragglers were still dark then
+    expect(r.powerOps, "power actions after the partition healed").toEqual([]);
+    expect(r.audit.find((e) => e.kind === "recovery" && e.message.startsWith("fleet alarm cleared: no Pi is power-cycled before 0.7 s"))).toMatchObject({ fields: { guard: "alarm" } });
+  });
+
+  it("one Pi truly dead during the alarm is cycled only after the fresh confirm window", async () => {
+    const r = rig(10, { darkShare: 0.3, reconnectBackoffMs: BACKOFF, confirmMs: CONFIRM });
+    current = r.engine;
+    r.bootOnPowerOn.delete("pi6");
+    await r.engine.start();
+    await wait(CONFIRM + 100);
+    for (let i = 1; i <= 6; i++) r.health.set(`pi${i}`, "down");
+    await until(() => r.engine.status().alarm);
+    await wait(300);
+    for (let i = 1; i <= 5; i++) r.health.set(`pi${i}`, "healthy");
+    await until(() => !r.engine.status().alarm);
+    const clearedAt = r.audit.find((e) => e.kind === "alarm" && /cleared/.test(e.message))!.at;
+    await until(() => r.powerOps.includes("6:off"), 3000);
+    const offAt = r.powerTimes[r.powerOps.indexOf("6:off")];
+    expect(offAt - clearedAt).toBeGreaterThanOrEqual(CONFIRM + BACKOFF);
+    expect(offAt - clearedAt).toBeLessThan(CONFIRM + BACKOFF + 300);
+    expect(r.powerOps.filter((o) => o.endsWith("off"))).toEqual(["6:off"]);
+  });
+
+  it("the fileserver guard and the start-up grace lift the same way", async () => {
+    const r = rig(8, { reconnectBackoffMs: BACKOFF, confirmMs: CONFIRM, startupGraceMs: 200 });
+    current = r.engine;
+    r.health.set("pi2", "down");
+    await r.engine.start();
+    const started = Date.now();
+    await until(() => r.powerOps.includes("2:off"));
+    // Down all along, yet not touched before grace + confirm + back-off.
+    expect(r.powerTimes[0] - started).toBeGreaterThanOrEqual(200 + CONFIRM + BACKOFF - 20);
+    await until(() => r.log.includes("lb ready pi2"));
+
+    r.setFileserver(false);
+    await until(() => r.engine.status().paused !== "");
+    r.health.set("pi3", "down");
+    await wait(300);
+    expect(r.powerOps.filter((o) => o === "3:off")).toEqual([]);
+    r.setFileserver(true);
+    const back = Date.now();
+    await until(() => r.powerOps.includes("3:off"));
+    expect(r.powerTimes[r.powerOps.indexOf("3:off")] - back).toBeGreaterThanOrEqual(CONFIRM + BACKOFF - 20);
+  });
+
+  it("in steady state a down Pi is cut confirmMs after down, not after a timer that began at suspect", async () => {
+    const r = rig(8, { confirmMs: 100, suspectActMs: 60_000, reconnectBackoffMs: 0 });
+    current = r.engine;
+    await r.engine.start();
+    await wait(150);
+    r.health.set("pi4", "suspect");
+    await wait(400); // suspect for a long while: no action (suspectActMs is a minute)
+    expect(r.powerOps).toEqual([]);
+    const down = Date.now();
+    r.health.set("pi4", "down");
+    await until(() => r.powerOps.includes("4:off"));
+    const reaction = r.powerTimes[r.powerOps.indexOf("4:off")] - down;
+    expect(reaction).toBeGreaterThanOrEqual(100 - 5);
+    expect(reaction).toBeLessThan(100 + 3 * 10 + 50); // confirm + a few ticks
+  });
+
+  it("a partition, seen as it happens (suspect within one interval, then down), raises the alarm before any confirm runs out", async () => {
+    // The judge's sequence for Pis cut off at once: each turns suspect 2 report intervals after
+    // its last report and down 1 interval later; their last reports are spread over one interval.
+    const INTERVAL = 200;
+    const r = rig(10, { confirmMs: 50, darkShare: 0.3, reconnectBackoffMs: 0 });
+    current = r.engine;
+    await r.engine.start();
+    await wait(100);
+    const phases = [0, 40, 80, 120, 160, 195];
+    await Promise.all(
+      phases.map(async (ph, k) => {
+        await wait(ph);
+        r.health.set(`pi${k + 1}`, "suspect");
+        await wait(INTERVAL);
+        r.health.set(`pi${k + 1}`, "down");
+      }),
+    );
+    await wait(300);
+    expect(r.engine.status().alarm).toBe(true);
+    expect(r.powerOps).toEqual([]);
+  });
+});
+
+describe("a Pi refused for its credentials is not a dead Pi", () => {
+  it("a revoked Pi goes silent: no power action, no rebuild, until a person releases it", async () => {
+    const r = rig(8, { cyclesBeforeRebuild: 0 });
+    current = r.engine;
+    await r.engine.start();
+    r.refused.set("pi5", "revoked");
+    r.health.set("pi5", "down");
+    await wait(500);
+    expect(r.powerOps).toEqual([]);
+    expect(r.log.filter((l) => l.includes("pi5"))).toEqual([]);
+    const released = await r.engine.operator("release", "pi5", "alice");
+    expect(released).toMatchObject({ ok: true, message: expect.stringContaining("refused for its credentials: revoked") });
+    expect(r.refused.has("pi5")).toBe(false);
+    await until(() => r.powerOps.includes("5:off"));
+  });
+
+  it("a Pi accepted again (re-enrolled) is judged afresh: its silence while refused does not count", async () => {
+    const r = rig(8, { confirmMs: 150 });
+    current = r.engine;
+    await r.engine.start();
+    r.refused.set("pi3", "revoked");
+    r.health.set("pi3", "down");
+    await wait(400);
+    const accepted = Date.now();
+    r.refused.delete("pi3"); // its agent authenticated with its new key; its first report is on its way
+    await wait(100);
+    expect(r.powerOps).toEqual([]);
+    await until(() => r.powerOps.includes("3:off")); // still silent after a fresh confirm: now it is dead
+    expect(r.powerTimes[0] - accepted).toBeGreaterThanOrEqual(150);
+  });
+
+  it("refused Pis do not count as dark: four revoked of ten raise no alarm, and a dead fifth is recovered", async () => {
+    const r = rig(10, { darkShare: 0.3 });
+    current = r.engine;
+    await r.engine.start();
+    for (let i = 1; i <= 4; i++) {
+      r.refused.set(`pi${i}`, "bad_signature");
+      r.health.set(`pi${i}`, "down");
+    }
+    r.health.set("pi9", "down");
+    await until(() => r.log.includes("lb ready pi9"));
+    expect(r.engine.status().alarm).toBe(false);
+    expect(r.powerOps).toEqual(["9:off", "9:on"]);
+  });
+
+  it("a Pi whose agent is refused while it boots is left alone, not cycled again", async () => {
+    const r = rig(8, { bootTimeoutMs: 300, backoffMs: 10, maxBackoffMs: 10 });
+    current = r.engine;
+    r.bootOnPowerOn.delete("pi2");
+    await r.engine.start();
+    r.health.set("pi2", "down");
+    await until(() => r.powerOps.includes("2:on"));
+    r.refused.set("pi2", "revoked");
+    await until(() => r.audit.some((e) => e.subject === "pi2" && /refused for its credentials \(revoked\)/.test(e.message)));
+    await wait(600);
+    expect(r.powerOps).toEqual(["2:off", "2:on"]);
+    expect(r.states.get("pi2")).toBeNull();
+  });
+
+  it("an operator may still cycle it by hand: a person acting", async () => {
+    const r = rig(4);
+    current = r.engine;
+    await r.engine.start();
+    r.refused.set("pi1", "revoked");
+    expect((await r.engine.operator("cycle", "pi1", "alice")).ok).toBe(true);
+    expect(r.powerOps).toEqual(["1:off", "1:on"]);
+  });
+});
+
+describe("a restarted coordinator keeps the dwell", () => {
+  it("keeps a port off until the dwell has passed since it went off, then switches it on", async () => {
+    const r = rig(4, { dwellMs: 500 });
+    current = r.engine;
+    const offAt = Date.now() - 100;
+    r.intents.set(3, { id: 3, pi: "pi2", port: 2, reason: "power-cycling (attempt 1)", createdMs: offAt - 5, offMs: offAt });
+    r.powered.set(2, false);
+    const started = Date.now();
+    await r.engine.start();
+    expect(r.powered.get(2)).toBe(true);
+    expect(r.powerTimes[0] - offAt).toBeGreaterThanOrEqual(500);
+    expect(Date.now() - started).toBeLessThan(500); // only what was left of the dwell
+    expect(r.audit[0].message).toMatch(/^port 2 switched back on: .* it was off 0\.5 s \(dwell 0\.5 s\)/);
+  });
+
+  it("waits at most one dwell, whatever the clock says, and not at all for a port that never went off", async () => {
+    const r = rig(4, { dwellMs: 300 });
+    current = r.engine;
+    r.intents.set(1, { id: 1, pi: "pi1", port: 1, reason: "x", createdMs: Date.now() + 60_000, offMs: Date.now() + 60_000 });
+    r.powered.set(1, false);
+    r.intents.set(2, { id: 2, pi: "pi2", port: 2, reason: "y", createdMs: Date.now() });
+    const started = Date.now();
+    await r.engine.start();
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(290);
+    expect(took).toBeLessThan(600);
+    expect(r.powerTimes[r.powerOps.indexOf("2:on")] - started).toBeLessThan(100);
+    expect(r.powered.get(1)).toBe(true);
   });
 });

@@ -143,7 +143,6 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
           enabled: true,
           maxConcurrent: 2,
           darkShare: 0.3,
-          confirmMs: 3000,
           suspectActMs: 8000,
           bootTimeoutMs: 20_000,
           cyclesBeforeRebuild: 1,

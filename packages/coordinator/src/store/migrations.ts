@@ -63,4 +63,28 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX power_intents_open ON power_intents (status) WHERE status = 'open';
   `,
+  // 2: when an intent's port went off (a restart finishes the dwell), and the audit log's
+  // retention: an event may leave only through a recorded export, and exports are permanent.
+  `
+  ALTER TABLE power_intents ADD COLUMN off_ms INTEGER;
+
+  CREATE TABLE event_exports (
+    id       INTEGER PRIMARY KEY,
+    first_id INTEGER NOT NULL,
+    last_id  INTEGER NOT NULL,
+    count    INTEGER NOT NULL,
+    file     TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    time_ms  INTEGER NOT NULL,
+    CHECK (first_id <= last_id)
+  ) STRICT;
+  CREATE INDEX event_exports_range ON event_exports (last_id, first_id);
+  CREATE TRIGGER event_exports_no_update BEFORE UPDATE ON event_exports BEGIN SELECT RAISE(ABORT, 'event exports are append-only'); END;
+  CREATE TRIGGER event_exports_no_delete BEFORE DELETE ON event_exports BEGIN SELECT RAISE(ABORT, 'event exports are append-only'); END;
+
+  DROP TRIGGER events_no_delete;
+  CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM event_exports WHERE last_id >= OLD.id AND first_id <= OLD.id)
+    BEGIN SELECT RAISE(ABORT, 'events are append-only: only events an event_exports row covers may be removed'); END;
+  `,
 ];

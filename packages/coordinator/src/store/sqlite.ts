@@ -7,6 +7,7 @@ import type {
   AgentRecord,
   AgentRole,
   EventInput,
+  EventExport,
   EventRecord,
   IntentOutcome,
   IntentStatus,
@@ -65,6 +66,7 @@ interface IntentRow {
   note: string;
   created_ms: number;
   updated_ms: number;
+  off_ms: number | null;
 }
 
 const INSERT_EVENT = `INSERT INTO events (id, time_ms, kind, subject, message, actor, fields) VALUES (?, ?, ?, ?, ?, ?, ?)`;
@@ -133,6 +135,11 @@ export class SqliteStore implements Store {
       closeIntent: db.prepare(`UPDATE power_intents SET status = ?, note = ?, updated_ms = ? WHERE id = ? AND status = 'open'`),
       openIntents: db.prepare<[], IntentRow>(`SELECT * FROM power_intents WHERE status = 'open' ORDER BY id`),
       intents: db.prepare<[number], IntentRow>(`SELECT * FROM (SELECT * FROM power_intents ORDER BY id DESC LIMIT ?) ORDER BY id`),
+      intentOff: db.prepare(`UPDATE power_intents SET off_ms = ?, updated_ms = ? WHERE id = ? AND status = 'open'`),
+      eventStats: db.prepare<[], { count: number; firstId: number | null; lastId: number | null }>(`SELECT count(*) AS count, min(id) AS firstId, max(id) AS lastId FROM events`),
+      insertExport: db.prepare(`INSERT INTO event_exports (first_id, last_id, count, file, sha256, time_ms) VALUES (?, ?, ?, ?, ?, ?)`),
+      deleteExported: db.prepare(`DELETE FROM events WHERE id >= ? AND id <= ?`),
+      eventExports: db.prepare<[], { id: number; first_id: number; last_id: number; count: number; file: string; sha256: string; time_ms: number }>(`SELECT * FROM event_exports ORDER BY id`),
     };
     this.dataVersion = this.readDataVersion();
     this.lastEventId = this.stmt.maxEventId.get()?.id ?? 0;
@@ -324,6 +331,29 @@ export class SqliteStore implements Store {
     return this.stmt.intents.all(limit).map(intentOf);
   }
 
+  intentOff(id: number, atMs: number): void {
+    this.stmt.intentOff.run(atMs, this.now(), id);
+  }
+
+  eventStats(): { count: number; firstId: number; lastId: number } {
+    this.flush();
+    const r = this.stmt.eventStats.get()!;
+    return { count: r.count, firstId: r.firstId ?? 0, lastId: r.lastId ?? 0 };
+  }
+
+  removeExportedEvents(x: { firstId: number; lastId: number; count: number; file: string; sha256: string }): void {
+    this.flush();
+    this.db.transaction(() => {
+      this.stmt.insertExport.run(x.firstId, x.lastId, x.count, x.file, x.sha256, this.now());
+      const removed = this.stmt.deleteExported.run(x.firstId, x.lastId).changes;
+      if (removed !== x.count) throw new StoreError(`removeExportedEvents: ${removed} events in ${x.firstId}–${x.lastId}, the export holds ${x.count}`);
+    })();
+  }
+
+  eventExports(): EventExport[] {
+    return this.stmt.eventExports.all().map((r) => ({ id: r.id, firstId: r.first_id, lastId: r.last_id, count: r.count, file: r.file, sha256: r.sha256, timeMs: r.time_ms }));
+  }
+
   close(): void {
     if (!this.db.open) return;
     this.writer?.close();
@@ -355,5 +385,6 @@ function intentOf(r: IntentRow): PowerIntent {
     note: r.note,
     createdMs: r.created_ms,
     updatedMs: r.updated_ms,
+    offMs: r.off_ms,
   };
 }

@@ -29,6 +29,14 @@ export interface Store {
   /** The newest `limit` events, oldest first. */
   recentEvents(limit: number): EventRecord[];
   events(query?: { afterId?: number; kind?: string; subject?: string; limit?: number }): EventRecord[];
+  /** How many events the database holds, and the lowest and highest id (0 when empty). */
+  eventStats(): { count: number; firstId: number; lastId: number };
+  /**
+   * Records that events firstId..lastId were exported to `file` (already durable), and removes
+   * them, in one transaction. The only way an event leaves the database.
+   */
+  removeExportedEvents(x: { firstId: number; lastId: number; count: number; file: string; sha256: string }): void;
+  eventExports(): EventExport[];
 
   /** Written and synced before the power action starts; returns the intent id. */
   openIntent(pi: string, port: number, reason: string, action?: string): number;
@@ -36,6 +44,8 @@ export interface Store {
   closeIntent(id: number, outcome: IntentOutcome, note?: string): void;
   openIntents(): PowerIntent[];
   intents(limit?: number): PowerIntent[];
+  /** The intent's port was verified off at `atMs`. */
+  intentOff(id: number, atMs: number): void;
 
   /** Checkpoints the write-ahead log into the main file and closes. */
   close(): void;
@@ -111,4 +121,16 @@ export interface PowerIntent {
   note: string;
   createdMs: number;
   updatedMs: number;
+  /** When the port was verified off, if the coordinator lived to record it. */
+  offMs: number | null;
+}
+
+export interface EventExport {
+  id: number;
+  firstId: number;
+  lastId: number;
+  count: number;
+  file: string;
+  sha256: string;
+  timeMs: number;
 }

@@ -1,0 +1,83 @@
+import { judgeDarkShare } from "./dark-share.js";
+import type { Health } from "./types.js";
+
+/** What one guard says now: holding means no automatic power action. */
+export interface GuardVerdict {
+  name: "startup" | "alarm" | "fileserver";
+  holding: boolean;
+  reason: string;
+}
+
+/** Agents are still reconnecting after a start: silence then says nothing about the Pis. */
+export function startupGuard(now: number, startedMs: number, graceMs: number): GuardVerdict {
+  const holding = now - startedMs < graceMs;
+  return { name: "startup", holding, reason: holding ? `start-up grace (${Math.round(graceMs / 1000)} s): agents are still reconnecting` : "" };
+}
+
+/** Many Pis dark at once is a network or coordinator fault, not many dead Pis. */
+export function darkShareGuard(health: Health[], darkShare: number): GuardVerdict {
+  const v = judgeDarkShare(health, darkShare);
+  return { name: "alarm", holding: v.alarm, reason: v.reason };
+}
+
+/** A Pi could not boot from a fileserver that does not serve its root. */
+export function fileserverGuard(healthy: boolean): GuardVerdict {
+  return { name: "fileserver", holding: !healthy, reason: healthy ? "" : "the fileserver is unhealthy: a Pi could not boot, no power action is taken" };
+}
+
+export interface SettleState {
+  /** A guard held at the last evaluation. */
+  holding: boolean;
+  /** No automatic power action before this (a guard lifted recently). */
+  untilMs: number;
+  /** Which guard lifted last, for the audit message. */
+  lifted: string;
+}
+
+/**
+ * The window after a guard lifts. While a guard holds, a dark Pi's silence is not its own fault
+ * (the network, the fileserver or the coordinator kept it from reporting), so the time it spent
+ * dark proves nothing. When the last guard lifts, agents start reconnecting — over their back-off
+ * of up to `reconnectBackoffMs` — and a Pi still dark must be seen unhealthy afresh, for
+ * `confirmMs` plus that back-off, before any power action.
+ *
+ * Kept per group of Pis that share their guards (today the fleet; a shelf when guards count per
+ * shelf): `step` is called once per tick with that group's verdicts.
+ */
+export class Settle {
+  private s: SettleState = { holding: false, untilMs: 0, lifted: "" };
+
+  constructor(private readonly windowMs: number) {}
+
+  get state(): Readonly<SettleState> {
+    return this.s;
+  }
+
+  /**
+   * Feeds this tick's verdicts. Returns the guard that just lifted (the group's Pis must restart
+   * their unhealthy clocks), or undefined.
+   */
+  step(now: number, verdicts: readonly GuardVerdict[]): GuardVerdict | undefined {
+    const holding = verdicts.find((v) => v.holding);
+    if (holding) {
+      this.s.holding = true;
+      this.s.lifted = holding.name;
+      return undefined;
+    }
+    if (!this.s.holding) return undefined;
+    this.s.holding = false;
+    this.s.untilMs = now + this.windowMs;
+    return { name: this.s.lifted as GuardVerdict["name"], holding: false, reason: "" };
+  }
+
+  /** True while automatic power actions must wait: a guard holds, or one lifted too recently. */
+  blocks(now: number): boolean {
+    return this.s.holding || now < this.s.untilMs;
+  }
+
+  /** Starts as if `name` had been holding (the start-up grace holds from the first tick). */
+  hold(name: GuardVerdict["name"]): void {
+    this.s.holding = true;
+    this.s.lifted = name;
+  }
+}
