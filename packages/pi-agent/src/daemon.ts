@@ -40,7 +40,7 @@ export async function runDaemon(argv: string[]): Promise<void> {
 
   const { PiAgent } = await import("./agent.js");
   const log = core.createLogger("pi-agent", config.logLevel ? { level: config.logLevel } : {});
-  const agent = new PiAgent({ config, secret, ca, logger: log, notifier: core.createNotifier() });
+  const agent = new PiAgent({ config, secret, ca, logger: log, notifier: core.createNotifier(process.env, log) });
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
