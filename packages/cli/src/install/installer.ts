@@ -33,7 +33,28 @@ export interface InstallSummary {
   actions: string[];
 }
 
-interface DesiredFile {
+/**
+ * Every file `pifleet install` puts on a host for `role`, at its path under `prefix`, with its
+ * mode and (for the secret) owner: the bundle, config, secret, unit and the role's extras.
+ */
+export function plannedFiles(role: Role, bundleDir: string, manifest: BundleManifest, options: { config?: Buffer; secret?: Buffer; prefix: string }): DesiredFile[] {
+  const layout = layoutOf(role, options.prefix);
+  const desired: DesiredFile[] = bundleFiles(bundleDir, manifest).map((f) => ({
+    path: path.posix.join(layout.libDir, f.rel),
+    data: f.data,
+    mode: 0o644,
+    what: "bundle",
+  }));
+  if (options.config) desired.push({ path: layout.config, data: options.config, mode: 0o644, what: "config" });
+  if (options.secret) desired.push({ path: layout.secret, data: options.secret, mode: 0o600, owner: role.user, what: "secret" });
+  desired.push({ path: layout.unit, data: Buffer.from(unitText(role)), mode: 0o644, what: "unit" });
+  for (const extra of layout.extras) {
+    desired.push({ path: extra.target, data: readFileSync(path.join(SYSTEMD_DIR, extra.source)), mode: extra.mode, what: "extra" });
+  }
+  return desired;
+}
+
+export interface DesiredFile {
   path: string;
   data: Buffer;
   mode: number;
@@ -49,9 +70,8 @@ interface RemoteFile {
 }
 
 export async function install(options: InstallOptions): Promise<InstallSummary> {
-  const { role, prefix, out } = options;
+  const { role, prefix } = options;
   const real = prefix === "/";
-  const layout = layoutOf(role, prefix);
 
   // Everything local first: a bad argument must fail before anything on the target is touched.
   const config = options.config ? readLocal(options.config, "--config") : undefined;
@@ -66,19 +86,7 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
   }
   try {
     const manifest = loadBundle(bundleDir, role);
-    const desired: DesiredFile[] = bundleFiles(bundleDir, manifest).map((f) => ({
-      path: path.posix.join(layout.libDir, f.rel),
-      data: f.data,
-      mode: 0o644,
-      what: "bundle",
-    }));
-    if (config) desired.push({ path: layout.config, data: config, mode: 0o644, what: "config" });
-    if (secret) desired.push({ path: layout.secret, data: secret, mode: 0o600, owner: role.user, what: "secret" });
-    desired.push({ path: layout.unit, data: Buffer.from(unitText(role)), mode: 0o644, what: "unit" });
-    for (const extra of layout.extras) {
-      desired.push({ path: extra.target, data: readFileSync(path.join(SYSTEMD_DIR, extra.source)), mode: extra.mode, what: "extra" });
-    }
-    return await installOn(options, manifest, desired, real);
+    return await installOn(options, manifest, plannedFiles(role, bundleDir, manifest, { config, secret, prefix }), real);
   } finally {
     if (tempBundle) rmSync(tempBundle, { recursive: true, force: true });
   }
