@@ -7,7 +7,7 @@ import { buildBundle, type BundleManifest } from "../../packages/cli/src/install
 import { ROLES } from "../../packages/cli/src/install/roles.js";
 import { startApache, type ApacheInstance } from "../apache/apache-server.js";
 import { listenNotify, type NotifySocket } from "../systemd/notify-socket.js";
-import { chrootRunner, debianUserland, foreignBinaries } from "./harness/index.js";
+import { chrootRunner, debianUserland, foreignBinaries, repoRoot } from "./harness/index.js";
 import { labLog } from "./harness/log.js";
 import { startCoordinator, type TestCoordinator } from "./pi-coordinator.js";
 
@@ -63,11 +63,64 @@ const cases = [
   { arch: "amd64", pi: "pi02", nodeArch: "x64", emulated: false },
 ] as const;
 
+/**
+ * Requests to "localhost" (::1 and 127.0.0.1; the server listens on one) aborted at all points
+ * of their connect, thousands of times: with Node's own autoSelectFamily this kills Node 18 with
+ * ERR_INTERNAL_ASSERTION (the control proves the hazard is real here); the agent's httpGet must
+ * survive it.
+ */
+const ABORT_LOOP = `
+import http from "node:http";
+const mode = process.argv[2];
+const { httpGet } = await import("/run/pifleet/http-get/main.js");
+const srv = http.createServer((q, s) => s.end("ok")).listen(0, "127.0.0.1", async () => {
+  const url = "http://localhost:" + srv.address().port + "/";
+  const both = (h, o, cb) => (o && o.all ? cb(null, [{ address: "::1", family: 6 }, { address: "127.0.0.1", family: 4 }]) : cb(null, "::1", 6));
+  let ok = 0;
+  for (let i = 0; i < 2000; i++) {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error("deadline")), i % 5);
+    if (mode === "agent") {
+      await httpGet(url, { signal: ac.signal }).then(() => ok++, () => undefined);
+    } else {
+      await new Promise((done) => {
+        const r = http.request(url, { agent: false, lookup: both, autoSelectFamily: true, signal: ac.signal }, (res) => { res.resume(); res.on("end", () => (ok++, done())); res.on("error", done); });
+        r.on("error", done);
+        r.end();
+      });
+    }
+  }
+  process.stdout.write("survived " + ok + "\\n");
+  process.exit(0);
+});
+`;
+
 describe("the Pi agent bundle on Debian's own Node 18", () => {
   it("is the bundle pifleet install ships for a Pi: no native addon, built for Node 18", () => {
     expect(manifest).toMatchObject({ role: "pi", minNode: 18, natives: [], arch: null });
     expect(manifest.files.map((f) => f.path).sort()).toEqual(["main.js", "notify-exec.pl", "package.json"]);
   });
+
+  it("amd64: the agent's HTTP GET survives requests aborted mid-connect, where Node 18's autoSelectFamily dies", async () => {
+    const etc = path.join(tmp, "etc-abort");
+    mkdirSync(etc, { recursive: true });
+    // The agent's http-get module, bundled the way the Pi bundle is (esbuild, node18 target).
+    await buildBundle(ROLES.pi, { outDir: path.join(etc, "http-get"), entry: path.join(repoRoot, "packages/pi-agent/dist/http-get.js") });
+    writeFileSync(path.join(etc, "abort-loop.mjs"), ABORT_LOOP);
+    const runLoop = (mode: string) => {
+      const [cmd, ...args] = inRoot("amd64", etc, ["/usr/bin/node", "/run/pifleet/abort-loop.mjs", mode]);
+      return spawnSync(cmd, args, { encoding: "utf8", timeout: 120_000 });
+    };
+    const control = runLoop("autoSelectFamily");
+    expect(control.status, control.stdout).not.toBe(0);
+    expect(control.stderr).toContain("ERR_INTERNAL_ASSERTION");
+    const agent = runLoop("agent");
+    expect(agent.stderr).not.toContain("ERR_INTERNAL_ASSERTION");
+    expect(agent.status, agent.stderr).toBe(0);
+    expect(agent.stdout).toMatch(/^survived \d+\n$/);
+    // Plenty got through despite the deadlines: the fallback from ::1 to 127.0.0.1 works.
+    expect(Number(/\d+/.exec(agent.stdout)![0])).toBeGreaterThan(100);
+  }, 5 * 60_000);
 
   for (const c of cases) {
     it(`${c.arch}${c.emulated ? " (qemu-arm-static)" : ""}: READY=1 and WATCHDOG=1 from the agent's own PID through notify-exec.pl, and its reports make ${c.pi} healthy on the coordinator`, async () => {

@@ -174,7 +174,9 @@ describe("the daemons under a fake systemd, started through notify-exec.pl", () 
     const { address, got } = await listen("pi-agent");
     const s = start([path.join(repo, "packages/pi-agent/dist/main.js"), "--config", config], address);
     await expectReadyThenPings(s, got, 20_000);
-    // The config check runs in a child node (see pi-agent's daemon.ts): it must not have notified.
+    // Start progress before READY=1: once as it starts, once after the config check (a child node).
+    expect(got.slice(0, readyIndex(got)).map((d) => d.text)).toEqual(["EXTEND_TIMEOUT_USEC=60000000", "EXTEND_TIMEOUT_USEC=60000000"]);
+    // That child must not have notified (or tried to): every datagram came from the main PID.
     expect(s.output()).not.toContain("sd_notify");
     await stopsCleanly(s.child, got, s.output);
   });
