@@ -2,8 +2,9 @@
 // Builds the self-contained bundle `pifleet install` ships for each role:
 //   node scripts/bundle.mjs [pi|fileserver|coordinator ...] [--out DIR]
 // Default: every role whose daemon is built, into .artifacts/bundle/<name>/. Needs `pnpm build`.
-// Native addons are copied as built on THIS machine (platform/arch/Node ABI in manifest.json): for
-// arm64 Pis, run this on an arm64 host (or in an arm64 container) with the same Node major.
+// The Pi agent's and the fileserver agent's bundles hold no native addon and run on any CPU; the
+// coordinator's SQLite addon is copied as built on THIS machine (platform/arch/Node ABI in
+// manifest.json).
 import path from "node:path";
 import { existsSync } from "node:fs";
 import { pathToFileURL } from "node:url";
@@ -38,7 +39,8 @@ for (const name of roles) {
   try {
     const m = await buildBundle(role, { outDir: dir });
     const bytes = m.files.reduce((n, f) => n + f.size, 0);
-    process.stdout.write(`${name}: ${path.relative(process.cwd(), dir) || dir} (${m.files.length} files, ${(bytes / 1e6).toFixed(1)} MB; natives ${m.natives.join(", ")} for ${m.platform}-${m.arch}, Node ABI ${m.nodeModulesAbi})\n`);
+    const natives = m.natives.length > 0 ? `natives ${m.natives.join(", ")} for ${m.platform}-${m.arch}, Node ABI ${m.nodeModulesAbi}` : "no native addon: any CPU";
+    process.stdout.write(`${name}: ${path.relative(process.cwd(), dir) || dir} (${m.files.length} files, ${(bytes / 1e6).toFixed(1)} MB; Node ${m.minNode}+, ${natives})\n`);
   } catch (err) {
     failed++;
     process.stderr.write(`bundle: ${name}: ${err.message}\n`);

@@ -33,8 +33,10 @@ beforeAll(() => {
   root = mkdtempSync(path.join(os.tmpdir(), "pifleet-units-"));
   cpSync("/usr/lib/systemd/system", path.join(root, "usr/lib/systemd/system"), { recursive: true, verbatimSymlinks: true });
   mkdirSync(path.join(root, "usr/bin"), { recursive: true });
-  writeFileSync(path.join(root, "usr/bin/node"), "");
-  chmodSync(path.join(root, "usr/bin/node"), 0o755);
+  for (const program of ["usr/bin/node", "usr/bin/perl"]) {
+    writeFileSync(path.join(root, program), "");
+    chmodSync(path.join(root, program), 0o755);
+  }
   mkdirSync(path.join(root, "etc/systemd/system"), { recursive: true });
   for (const role of roles) {
     const layout = layoutOf(role, root);
@@ -64,9 +66,9 @@ describe("systemd units", () => {
     expect(r.output).toContain("Unknown key 'UMsk' in section [Service]");
     expect(r.output).toContain("Failed to parse boolean value, ignoring: maybe");
 
-    const noNode = path.join(root, "etc/systemd/system/nonode.service");
-    writeFileSync(noNode, unit.replace("ExecStart=/usr/bin/node ", "ExecStart=/usr/bin/nodejs "));
-    expect(verify(noNode).output).toContain("Command /usr/bin/nodejs is not executable");
+    const noPerl = path.join(root, "etc/systemd/system/noperl.service");
+    writeFileSync(noPerl, unit.replace("ExecStart=/usr/bin/perl ", "ExecStart=/usr/bin/perl5 "));
+    expect(verify(noPerl).output).toContain("Command /usr/bin/perl5 is not executable");
   });
 
   for (const role of roles) {
@@ -74,6 +76,8 @@ describe("systemd units", () => {
       const text = readFileSync(path.join(repo, "systemd", `${role.unit}.service`), "utf8");
       const keys = directives(text);
       expect(keys.get("ExecStart")).toEqual([execStartOf(role)]);
+      // perl runs the bundle's notify-exec.pl, which execs node: node stays the main PID.
+      expect(execStartOf(role)).toBe(`/usr/bin/perl /usr/lib/pifleet/${role.name}/notify-exec.pl /usr/bin/node /usr/lib/pifleet/${role.name}/main.js --config /etc/pifleet/${role.name}.yaml`);
       expect(keys.get("Type")).toEqual(["notify"]);
       expect(keys.get("NotifyAccess")).toEqual(["main"]);
       expect(keys.get("WatchdogSec")).toEqual(["30s"]);

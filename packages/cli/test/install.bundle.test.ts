@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -29,12 +29,17 @@ describe("self-contained bundles", () => {
       const built = path.join(tmp, `built-${role.name}`);
       const manifest = await buildBundle(role, { outDir: built });
       expect(manifest.natives).toEqual(expect.arrayContaining(role.natives));
-      expect(manifest.arch).toBe(process.arch);
-      expect(manifest.nodeModulesAbi).toBe(process.versions.modules);
+      expect(manifest.minNode).toBe(role.minNode);
+      // Addons tie a bundle to this machine; without any it runs anywhere.
+      expect(manifest.arch).toBe(role.natives.length > 0 ? process.arch : null);
+      expect(manifest.nodeModulesAbi).toBe(role.natives.length > 0 ? process.versions.modules : null);
       // Build-time helpers and C sources stay behind.
       const paths = manifest.files.map((f) => f.path);
       expect(paths.filter((p) => /node_modules\/(nan|prebuild-install)\//.test(p) || /\/(deps|src)\//.test(p))).toEqual([]);
       expect(paths).toContain("main.js");
+      // Every unit starts its daemon through the wrapper; Node 18 needs package.json to run main.js as ESM.
+      expect(readFileSync(path.join(built, "notify-exec.pl"), "utf8")).toBe(readFileSync(path.join(repo, "systemd/notify-exec.pl"), "utf8"));
+      expect(JSON.parse(readFileSync(path.join(built, "package.json"), "utf8"))).toMatchObject({ type: "module" });
       for (const asset of role.assets ?? []) expect(paths).toContain(`${asset.to}/index.html`);
 
       // Same input, same bytes: what makes a reinstall a no-op.
@@ -53,6 +58,18 @@ describe("self-contained bundles", () => {
       for (const addon of role.natives) expect(loadsFrom(copy, addon)).toBe("ok");
     });
   }
+
+  it("the Pi agent's bundle holds no native addon at all (one bundle for arm64 and armhf) and targets Node 18", async () => {
+    const dir = path.join(tmp, "pi-portable");
+    const manifest = await buildBundle(ROLES.pi, { outDir: dir });
+    expect(manifest).toMatchObject({ minNode: 18, natives: [], platform: null, arch: null, nodeModulesAbi: null });
+    const all = execFileSync("find", [dir, "-type", "f"], { encoding: "utf8" }).split("\n").filter(Boolean);
+    expect(all.filter((f) => f.endsWith(".node"))).toEqual([]);
+    expect(all.some((f) => f.includes("/node_modules/"))).toBe(false);
+    // No ELF object of any kind: nothing in it is tied to a CPU.
+    for (const f of all) expect(readFileSync(f).subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])), f).toBe(false);
+    expect(manifest.files.map((f) => f.path).sort()).toEqual(["main.js", "notify-exec.pl", "package.json"]);
+  });
 
   it("refuses a bundle whose files do not match its manifest", async () => {
     const role: Role = ROLES.pi;

@@ -18,6 +18,7 @@ describe("pifleet install over SSH (Debian's sshd on loopback, --prefix sandbox)
   let sshd: TestSshd;
   let knownHosts: string;
   let bundleDir: string;
+  let coordinatorBundle: string;
   let prefix: string;
   let configFile: string;
   let secretFile: string;
@@ -49,14 +50,14 @@ describe("pifleet install over SSH (Debian's sshd on loopback, --prefix sandbox)
     sshd = await startSshd(tmp);
     knownHosts = path.join(tmp, "known_hosts");
     writeFileSync(knownHosts, `${sshd.hostKeyLine}\n`);
-    // A stand-in daemon that loads the shipped native addon: the bundle must carry it.
+    // A stand-in daemon in ESM (top-level await): the bundle's package.json must make it load as such.
     const entry = path.join(tmp, "fixture-main.js");
-    writeFileSync(
-      entry,
-      'import { createRequire } from "node:module";\nconst dgram = createRequire(import.meta.url)("unix-dgram");\nprocess.stdout.write(`fixture daemon, unix-dgram ${typeof dgram.createSocket}\\n`);\n',
-    );
+    writeFileSync(entry, 'await Promise.resolve();\nprocess.stdout.write(`fixture daemon, ${typeof import.meta.url}\\n`);\n');
     bundleDir = path.join(tmp, "bundle");
     await buildBundle(role, { outDir: bundleDir, entry });
+    // The coordinator's bundle carries a native addon (better-sqlite3), tied to this machine.
+    coordinatorBundle = path.join(tmp, "bundle-coordinator");
+    await buildBundle(ROLES.coordinator, { outDir: coordinatorBundle, entry });
     prefix = path.join(tmp, "target");
     configFile = path.join(tmp, "pi-agent.yaml");
     writeFileSync(configFile, "coordinator: { url: ws://[::1]:7300/agent }\nidentity: pi01\nsecretFile: /etc/pifleet/pi-agent.secret\n");
@@ -77,8 +78,10 @@ describe("pifleet install over SSH (Debian's sshd on loopback, --prefix sandbox)
 
     expect(modeOf("usr/lib/pifleet/pi-agent/main.js")).toBe("644");
     expect(modeOf("usr/lib/pifleet/pi-agent/manifest.json")).toBe("644");
-    expect(existsSync(at("usr/lib/pifleet/pi-agent/node_modules/unix-dgram/build/Release/unix_dgram.node"))).toBe(true);
-    expect(existsSync(at("usr/lib/pifleet/pi-agent/node_modules/bindings/package.json"))).toBe(true);
+    // No native addon: the same files serve every Pi, arm64 or armhf.
+    expect(existsSync(at("usr/lib/pifleet/pi-agent/node_modules"))).toBe(false);
+    expect(readFileSync(at("usr/lib/pifleet/pi-agent/notify-exec.pl"), "utf8")).toBe(readFileSync(path.join(repo, "systemd/notify-exec.pl"), "utf8"));
+    expect(output.join("\n")).toMatch(/= \/usr\/bin\/node v\d+\.\d+\.\d+ \(linux-x64\) runs the bundle \(Node 18\+, any CPU\); \/usr\/bin\/perl has Socket and Fcntl/);
     expect(modeOf("etc/pifleet/pi-agent.yaml")).toBe("644");
     expect(readFileSync(at("etc/pifleet/pi-agent.yaml"), "utf8")).toBe(readFileSync(configFile, "utf8"));
     expect(modeOf("etc/pifleet/pi-agent.secret")).toBe("600");
@@ -91,7 +94,7 @@ describe("pifleet install over SSH (Debian's sshd on loopback, --prefix sandbox)
 
     // The installed code runs from where it landed, with nothing from the workspace.
     const ran = execFileSync("node", [at("usr/lib/pifleet/pi-agent/main.js")], { cwd: "/", encoding: "utf8" });
-    expect(ran).toBe("fixture daemon, unix-dgram function\n");
+    expect(ran).toBe("fixture daemon, string\n");
 
     const mtimes = new Map(installedFiles().map((f) => [f, statSync(f).mtimeMs]));
     output = [];
@@ -170,12 +173,23 @@ describe("pifleet install over SSH (Debian's sshd on loopback, --prefix sandbox)
   });
 
   it("refuses a bundle whose native addons were built for another machine", async () => {
-    const armBundle = path.join(tmp, "bundle-arm64");
-    cpSync(bundleDir, armBundle, { recursive: true });
+    const armBundle = path.join(tmp, "bundle-coordinator-arm64");
+    cpSync(coordinatorBundle, armBundle, { recursive: true });
     const manifest = JSON.parse(readFileSync(path.join(armBundle, "manifest.json"), "utf8"));
     writeFileSync(path.join(armBundle, "manifest.json"), JSON.stringify({ ...manifest, arch: "arm64" }));
-    await expect(install(options({ bundleDir: armBundle, out: () => undefined }))).rejects.toThrow(
-      /native addons \(bindings, file-uri-to-path, unix-dgram\) were built for linux-arm64, Node ABI \d+, but the target runs linux-x64/,
+    await expect(install(options({ role: ROLES.coordinator, bundleDir: armBundle, out: () => undefined }))).rejects.toThrow(
+      /native addons \(better-sqlite3, bindings, file-uri-to-path\) were built for linux-arm64, Node ABI \d+, but the target runs linux-x64/,
+    );
+  });
+
+  it("refuses a target whose Node is older than the bundle needs", async () => {
+    const future = path.join(tmp, "bundle-future");
+    cpSync(bundleDir, future, { recursive: true });
+    const manifest = JSON.parse(readFileSync(path.join(future, "manifest.json"), "utf8"));
+    expect(manifest).toMatchObject({ minNode: 18, natives: [], arch: null, platform: null, nodeModulesAbi: null });
+    writeFileSync(path.join(future, "manifest.json"), JSON.stringify({ ...manifest, minNode: 99 }));
+    await expect(install(options({ bundleDir: future, out: () => undefined }))).rejects.toThrow(
+      /\/usr\/bin\/node is v\d+\.\d+\.\d+; the pi bundle needs Node 99 or later$/,
     );
   });
 });

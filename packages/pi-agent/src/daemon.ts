@@ -7,6 +7,8 @@ import * as core from "@pifleet/core/runtime";
 import { outstandingStats } from "./bounded-stat.js";
 
 const USAGE = "usage: pi-agent --config /etc/pifleet/pi-agent.yaml [--check [--json]]";
+/** How long each start step may take before systemd gives up on the start: the unit's TimeoutStartSec. */
+const START_STEP_USEC = 60_000_000;
 
 /**
  * `node dist/main.js --config FILE` runs the agent; `--check` only validates FILE (and `--json`
@@ -22,7 +24,15 @@ export async function runDaemon(argv: string[]): Promise<void> {
   if (!args.config) fail(USAGE, 2);
   if (args.check) return check(args.config, Boolean(args.json));
 
+  // Before anything slow: a Pi starting Node 18 twice (here and for the config check) from an
+  // SD card or NFS root at boot may need much of TimeoutStartSec=. Each EXTEND_TIMEOUT_USEC tells
+  // systemd the start is progressing, so the timeout counts from the last step, not from exec;
+  // a start that hangs still fails after a minute without news.
+  const notifier = core.createNotifier();
+  const progressing = () => notifier.notify({ EXTEND_TIMEOUT_USEC: START_STEP_USEC });
+  void progressing();
   const config = loadConfigApart(args.config);
+  void progressing();
   let secret: string;
   let ca: Buffer | undefined;
   try {
@@ -40,7 +50,7 @@ export async function runDaemon(argv: string[]): Promise<void> {
 
   const { PiAgent } = await import("./agent.js");
   const log = core.createLogger("pi-agent", config.logLevel ? { level: config.logLevel } : {});
-  const agent = new PiAgent({ config, secret, ca, logger: log, notifier: core.createNotifier() });
+  const agent = new PiAgent({ config, secret, ca, logger: log, notifier });
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;

@@ -1,5 +1,7 @@
+import type { LookupAddress } from "node:dns";
 import type { IncomingMessage, RequestOptions } from "node:http";
 import * as http from "node:http";
+import { isIP, type LookupFunction } from "node:net";
 import { cachedLookup } from "./resolve.js";
 
 export interface HttpResult {
@@ -19,20 +21,52 @@ export interface HttpGetOptions {
 
 let https: typeof import("node:https") | undefined;
 
+/** Connect-phase failures after which the next address of the host is worth trying. */
+const NEXT_ADDRESS = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "EAFNOSUPPORT"]);
+
 /**
  * A single GET on a fresh connection (a health check should exercise the whole path, and holding
  * a keep-alive connection would pin an Apache worker). node:http rather than fetch: fetch loads
  * undici, several MiB of resident memory on a 1 GiB Pi. TLS is loaded only for https:// URLs.
+ *
+ * "localhost" is both ::1 and 127.0.0.1 and Apache may listen on only one, so the host's
+ * addresses are tried in turn, each on its own connection, moving on only when one is refused or
+ * unreachable. Not Node's autoSelectFamily: on Node 18 (a Pi's distribution Node) its connection
+ * racing trips an internal assertion (ERR_INTERNAL_ASSERTION in afterConnect, nodejs/node#47644)
+ * when a request is aborted at its deadline mid-connect, and that kills the agent. On loopback a
+ * refusal is immediate, so trying in order costs nothing.
  */
 export async function httpGet(url: string | URL, opts: HttpGetOptions): Promise<HttpResult> {
   const u = typeof url === "string" ? new URL(url) : url;
   const mod = u.protocol === "https:" ? (https ??= await import("node:https")) : http;
   const started = performance.now();
+  if (opts.signal.aborted) throw abortError(opts.signal);
+  const addresses = await addressesOf(u.hostname.replace(/^\[(.*)\]$/, "$1"));
+  for (let i = 0; ; i++) {
+    try {
+      return await getFrom(mod, u, addresses[i], opts, started);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "";
+      if (opts.signal.aborted || i + 1 >= addresses.length || !NEXT_ADDRESS.has(code)) throw err;
+    }
+  }
+}
+
+function addressesOf(host: string): Promise<LookupAddress[]> {
+  const family = isIP(host);
+  if (family) return Promise.resolve([{ address: host, family }]);
+  return new Promise((resolve, reject) =>
+    cachedLookup(host, { all: true }, ((err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => (err ? reject(err) : resolve(addresses))) as never),
+  );
+}
+
+function getFrom(mod: Pick<typeof http, "request">, u: URL, to: LookupAddress, opts: HttpGetOptions, started: number): Promise<HttpResult> {
   const max = opts.maxBytes ?? 64 * 1024;
+  // The request keeps the URL's host (Host header, TLS name); only the connection goes to `to`.
+  const lookup = ((_host: string, options: { all?: boolean }, cb: (...args: unknown[]) => void) =>
+    options?.all ? cb(null, [to]) : cb(null, to.address, to.family)) as unknown as LookupFunction;
   return new Promise((resolve, reject) => {
-    if (opts.signal.aborted) return reject(abortError(opts.signal));
-    // autoSelectFamily: "localhost" is both ::1 and 127.0.0.1; Apache may listen on only one.
-    const reqOpts: RequestOptions & { autoSelectFamily: boolean } = { method: "GET", agent: false, lookup: cachedLookup, autoSelectFamily: true, headers: { "user-agent": "pifleet-pi-agent", ...opts.headers }, signal: opts.signal };
+    const reqOpts: RequestOptions & { autoSelectFamily: boolean } = { method: "GET", agent: false, lookup, autoSelectFamily: false, headers: { "user-agent": "pifleet-pi-agent", ...opts.headers }, signal: opts.signal };
     const req = mod.request(u, reqOpts, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let kept = 0;

@@ -14,6 +14,8 @@ export interface Accel {
 
 export const TCG: Accel = { name: "tcg", args: ["-accel", "tcg", "-cpu", "max"] };
 export const KVM: Accel = { name: "kvm", args: ["-accel", "kvm", "-cpu", "host"] };
+/** An ARM machine on this x86 host: always emulated; a Cortex-A53 is what a Raspberry Pi 3 has. */
+export const AARCH64_TCG: Accel = { name: "tcg", args: ["-accel", "tcg", "-cpu", "cortex-a53"] };
 
 let detected: Promise<Accel> | undefined;
 

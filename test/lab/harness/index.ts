@@ -1,9 +1,9 @@
 export { cached, cacheRoot, recipeHash, repoRoot } from "./cache.js";
 export { run, CommandError } from "./exec.js";
 export { debianKernel, moduleClosure, resolveDebianKernel, type Kernel } from "./kernel.js";
-export { labInitramfs, initrdWithFiles, INITRAMFS_MODULES, type Initramfs } from "./initramfs.js";
+export { labInitramfs, initrdWithFiles, INITRAMFS_MODULES, type Initramfs, type InitramfsVariant } from "./initramfs.js";
 export { newcArchive, type CpioFile } from "./cpio.js";
-export { detectAccel, KVM, TCG, type Accel } from "./accel.js";
+export { AARCH64_TCG, detectAccel, KVM, TCG, type Accel } from "./accel.js";
 export { QEMU_GUARD, Vm, type Marker, type VmDisk, type VmOptions } from "./vm.js";
 export { Wire } from "./wire.js";
 export { QmpClient } from "./qmp.js";
@@ -15,3 +15,5 @@ export { Lab, type LabFiles, type SystemdVmOptions, type TinyVmOptions } from ".
 export { switchVm, switchVlanLines, type SwitchVmOptions } from "./switch.js";
 export { netbootInitrd } from "./netboot.js";
 export { stageModules } from "./rootfs.js";
+export { foreignBinaries, type ForeignArch } from "./binfmt.js";
+export { arm64Image, arm64Initramfs, arm64SystemdRoot, chrootRunner, debianKernelArm64, debianUserland, guestFile, type Arm64Kernel, type Arm64Root, type Arm64RootRecipe, type RootFile } from "./arm.js";

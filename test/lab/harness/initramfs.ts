@@ -38,32 +38,49 @@ export interface Initramfs {
   modules: string[];
 }
 
+/** What differs between the initramfs of one kernel architecture and another's. */
+export interface InitramfsVariant {
+  /** Cache name: one per architecture, so building one never prunes another's. */
+  name: string;
+  /** A static busybox for the kernel's CPU. */
+  busybox: string;
+  /** How this host runs that busybox (to list its applets): e.g. ["qemu-aarch64-static"] for a foreign one. */
+  runner: string[];
+  /** Host programs copied in with their libraries (only of the host's own CPU). */
+  programs: readonly string[];
+  modules: readonly string[];
+}
+
+/** The x86-64 lab's: the host's busybox and iproute2, network and NFS modules. */
+const HOST_VARIANT: InitramfsVariant = { name: "initramfs", busybox: "/bin/busybox", runner: [], programs: PROGRAMS, modules: INITRAMFS_MODULES };
+
 /**
  * A busybox-static + iproute2 initramfs for the given kernel. Its /init either runs a test's
  * `/lab/run.sh` (appended with {@link initrdWithFiles}) and powers off, or — with `lab.root=` on
  * the cmdline — mounts that disk and starts its systemd.
  */
-export async function labInitramfs(kernel: Kernel): Promise<Initramfs> {
-  const busybox = "/bin/busybox";
-  const modules = await moduleClosure(kernel, INITRAMFS_MODULES);
+export async function labInitramfs(kernel: Kernel, variant: InitramfsVariant = HOST_VARIANT): Promise<Initramfs> {
+  const { busybox, programs } = variant;
+  const modules = await moduleClosure(kernel, variant.modules);
   const recipe = {
     kernel: `${kernel.packageName}=${kernel.packageVersion}`,
     modules,
     busybox: fileHash(busybox),
-    programs: Object.fromEntries(PROGRAMS.map((p) => [p, fileHash(p)])),
+    programs: Object.fromEntries(programs.map((p) => [p, fileHash(p)])),
     init: fileHash(INIT_SCRIPT),
   };
-  const dir = await cached("initramfs", recipe, async (out) => {
+  const dir = await cached(variant.name, recipe, async (out) => {
     const stage = path.join(out, "stage");
     for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "tmp", "mnt", "newroot", "lab", "etc", "root"]) {
       mkdirSync(path.join(stage, d), { recursive: true });
     }
     copyFileSync(busybox, path.join(stage, "bin/busybox"));
-    for (const program of PROGRAMS) {
+    for (const program of programs) {
       copyFileSync(realpathSync(program), path.join(stage, program));
       await copyLibraries(program, stage);
     }
-    const applets = (await run(busybox, ["--list-full"])).stdout.split("\n").filter(Boolean);
+    const [cmd, ...pre] = [...variant.runner, busybox];
+    const applets = (await run(cmd, [...pre, "--list-full"])).stdout.split("\n").filter(Boolean);
     for (const applet of applets) {
       const target = path.join(stage, applet);
       if (existsSync(target)) continue;

@@ -38,6 +38,17 @@ export interface VmOptions {
   disks?: VmDisk[];
   /** One virtio NIC per wire, in order: eth0, eth1, … */
   wires?: Wire[];
+  /**
+   * The machine: "x86_64" (default, a PC) or "aarch64" (QEMU's `virt` board, always TCG: give
+   * it {@link AARCH64_TCG}; console ttyAMA0).
+   */
+  arch?: "x86_64" | "aarch64";
+  /**
+   * A NIC (after the wires') on QEMU's user-mode network, where 10.0.2.2 is the host's loopback:
+   * how a guest reaches a server on the host's 127.0.0.1. The guest should configure a static
+   * 10.0.2.15/24 with no gateway, so it can reach nothing beyond that subnet.
+   */
+  hostLoopback?: boolean;
 }
 
 /** A result line the guest printed on its serial console: `@@LAB <key> <value>`. */
@@ -113,21 +124,28 @@ export class Vm {
     this.overlays = (options.disks ?? []).map((d) => path.join(scratch, `${options.name}.${d.serial}.qcow2`));
   }
 
+  /** The QEMU program for this machine. */
+  get binary(): string {
+    return this.options.arch === "aarch64" ? "qemu-system-aarch64" : "qemu-system-x86_64";
+  }
+
   /** The QEMU command line (for logs and for people reproducing a run by hand). */
   args(): string[] {
     const o = this.options;
+    const arm = o.arch === "aarch64";
     const cmdline = [
-      "console=ttyS0",
+      arm ? "console=ttyAMA0" : "console=ttyS0",
       "net.ifnames=0",
       "quiet",
       "loglevel=4",
-      // On a starved host a TCG vCPU can miss the boot-time IO-APIC timer check and panic.
-      "no_timer_check",
+      // On a starved host a TCG vCPU can miss the boot-time IO-APIC timer check and panic (x86 only).
+      ...(arm ? [] : ["no_timer_check"]),
       `lab.hostname=${o.name}`,
       ...(o.cmdline ?? []),
     ];
     const args = [
       "-name", o.name,
+      ...(arm ? ["-M", "virt"] : []),
       ...o.accel.args,
       "-m", String(o.memoryMiB ?? 256),
       "-smp", String(o.cpus ?? 1),
@@ -144,10 +162,19 @@ export class Vm {
       args.push("-drive", `${file},if=none,id=disk${i}`);
       args.push("-device", `virtio-blk-pci,drive=disk${i},serial=${d.serial}`);
     });
+    // No boot ROM on the NIC: -kernel boots need none, and aarch64 QEMU has no efi-virtio.rom for it.
+    const nic = arm ? "virtio-net-pci,romfile=" : "virtio-net-pci";
     this.netdevs.forEach((netdev, i) => {
       args.push("-netdev", netdev);
-      args.push("-device", `virtio-net-pci,netdev=net${i},mac=${macFor(o.name, i)}`);
+      args.push("-device", `${nic},netdev=net${i},mac=${macFor(o.name, i)}`);
     });
+    if (o.hostLoopback) {
+      const i = this.netdevs.length;
+      args.push("-netdev", `user,id=net${i},net=10.0.2.0/24`);
+      args.push("-device", `${nic},netdev=net${i},mac=${macFor(o.name, i)}`);
+    }
+    // A guest's first getrandom() would otherwise wait for entropy a TCG machine gathers slowly.
+    if (arm) args.push("-device", "virtio-rng-pci");
     return args;
   }
 
@@ -163,10 +190,10 @@ export class Vm {
     const args = this.args();
     this.exitInfo = undefined;
     this.log = createWriteStream(this.serialLog, { flags: this.child ? "a" : "w" });
-    this.log.write(`# qemu-system-x86_64 ${args.map((a) => (/[\s,]/.test(a) ? `'${a}'` : a)).join(" ")}\n`);
+    this.log.write(`# ${this.binary} ${args.map((a) => (/[\s,]/.test(a) ? `'${a}'` : a)).join(" ")}\n`);
     labLog.info({ vm: this.options.name, accel: this.options.accel.name }, "lab: starting VM");
     this.startedAt = Date.now();
-    const child = spawn("sh", ["-c", QEMU_GUARD, "lab-guard", "qemu-system-x86_64", ...args], { stdio: ["pipe", "pipe", "pipe"], detached: true });
+    const child = spawn("sh", ["-c", QEMU_GUARD, "lab-guard", this.binary, ...args], { stdio: ["pipe", "pipe", "pipe"], detached: true });
     this.child = child;
     running.add(child);
     let partial = "";

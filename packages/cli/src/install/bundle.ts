@@ -2,13 +2,17 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { layoutOf, WORKSPACE_ROOT, type Role } from "./roles.js";
+import { layoutOf, NOTIFY_EXEC, SYSTEMD_DIR, WORKSPACE_ROOT, type Role } from "./roles.js";
 
 /**
  * One self-contained folder per role: main.js (the daemon and every pure-JS dependency, bundled
- * by esbuild) plus node_modules/ holding only the native addons, which cannot be inlined, and
- * manifest.json naming every file with its sha256 and the platform the addons were built for.
- * Output is deterministic (no timestamps), so an unchanged tree installs as "no changes".
+ * by esbuild for the role's oldest Node), package.json (marks main.js as ESM: Node 18 does not
+ * guess), notify-exec.pl (the unit starts the daemon through it, see systemd/notify-exec.pl),
+ * node_modules/ holding only native addons, which cannot be inlined (the coordinator's SQLite;
+ * the Pi agent and the fileserver agent have none, so their bundles run on any CPU), and
+ * manifest.json naming every file with its sha256 and, when there are addons, the platform they
+ * were built for. Output is deterministic (no timestamps), so an unchanged tree installs as
+ * "no changes".
  */
 
 export interface BundleFile {
@@ -19,13 +23,18 @@ export interface BundleFile {
 }
 
 export interface BundleManifest {
-  format: 1;
+  format: 2;
   role: string;
   package: string;
-  /** Where native addons load: a .node built for x64 / Node ABI 115 fails elsewhere. */
-  platform: string;
-  arch: string;
-  nodeModulesAbi: string;
+  /** The oldest Node major it runs on; main.js is built for it (esbuild target `node<minNode>`). */
+  minNode: number;
+  /**
+   * Where native addons load: a .node built for x64 / Node ABI 115 fails elsewhere. All three are
+   * null when the bundle has no addon: it runs on any CPU and any Node from minNode on.
+   */
+  platform: string | null;
+  arch: string | null;
+  nodeModulesAbi: string | null;
   builtWithNode: string;
   natives: string[];
   files: BundleFile[];
@@ -61,7 +70,7 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
     bundle: true,
     platform: "node",
     format: "esm",
-    target: "node20",
+    target: `node${role.minNode}`,
     external: role.natives,
     metafile: true,
     logLevel: "silent",
@@ -102,6 +111,10 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
     }
   }
 
+  // Node 18 runs a .js file as CommonJS unless a package.json says otherwise (20.19 would guess).
+  writeFileSync(path.join(options.outDir, "package.json"), `${JSON.stringify({ type: "module", private: true })}\n`);
+  cpSync(path.join(SYSTEMD_DIR, NOTIFY_EXEC), path.join(options.outDir, NOTIFY_EXEC));
+
   for (const asset of role.assets ?? []) {
     const from = path.join(WORKSPACE_ROOT, asset.from);
     if (!existsSync(from)) throw new Error(`bundle ${role.name}: ${asset.from} is missing (run pnpm build)`);
@@ -112,13 +125,15 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
     const data = readFileSync(path.join(options.outDir, rel));
     return { path: rel, sha256: sha256(data), size: data.length };
   });
+  const native = shipped.size > 0;
   const manifest: BundleManifest = {
-    format: 1,
+    format: 2,
     role: role.role,
     package: role.package,
-    platform: process.platform,
-    arch: process.arch,
-    nodeModulesAbi: process.versions.modules,
+    minNode: role.minNode,
+    platform: native ? process.platform : null,
+    arch: native ? process.arch : null,
+    nodeModulesAbi: native ? process.versions.modules : null,
     builtWithNode: process.versions.node.split(".")[0],
     natives: [...shipped.keys()].sort(),
     files,
@@ -135,7 +150,8 @@ export function loadBundle(dir: string, role: Role): BundleManifest {
   } catch (err) {
     throw new BundleError(`${dir}: no readable manifest.json (${(err as NodeJS.ErrnoException).code ?? String(err)}): build it with scripts/bundle.mjs`);
   }
-  if (manifest.format !== 1 || !Array.isArray(manifest.files)) throw new BundleError(`${dir}/manifest.json: not a pifleet bundle manifest`);
+  if ((manifest.format as number) === 1) throw new BundleError(`${dir}/manifest.json: an older bundle format (1): rebuild it with scripts/bundle.mjs`);
+  if (manifest.format !== 2 || !Array.isArray(manifest.files)) throw new BundleError(`${dir}/manifest.json: not a pifleet bundle manifest`);
   if (manifest.role !== role.role) throw new BundleError(`${dir} is a bundle for role ${manifest.role}, not ${role.role}`);
   for (const f of manifest.files) {
     const file = path.join(dir, f.path);

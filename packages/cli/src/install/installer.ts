@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { buildBundle, bundleFiles, loadBundle, sha256, type BundleManifest } from "./bundle.js";
 import { InstallError, RemoteHost, sh, type SshTarget } from "./remote.js";
-import { layoutOf, SYSTEMD_DIR, unitText, type Role } from "./roles.js";
+import { layoutOf, NOTIFY_EXEC, SYSTEMD_DIR, unitText, type Role } from "./roles.js";
 
 /**
  * `pifleet install`: puts one role on one host over SSH and leaves it running. Every step reads
@@ -33,7 +33,28 @@ export interface InstallSummary {
   actions: string[];
 }
 
-interface DesiredFile {
+/**
+ * Every file `pifleet install` puts on a host for `role`, at its path under `prefix`, with its
+ * mode and (for the secret) owner: the bundle, config, secret, unit and the role's extras.
+ */
+export function plannedFiles(role: Role, bundleDir: string, manifest: BundleManifest, options: { config?: Buffer; secret?: Buffer; prefix: string }): DesiredFile[] {
+  const layout = layoutOf(role, options.prefix);
+  const desired: DesiredFile[] = bundleFiles(bundleDir, manifest).map((f) => ({
+    path: path.posix.join(layout.libDir, f.rel),
+    data: f.data,
+    mode: 0o644,
+    what: "bundle",
+  }));
+  if (options.config) desired.push({ path: layout.config, data: options.config, mode: 0o644, what: "config" });
+  if (options.secret) desired.push({ path: layout.secret, data: options.secret, mode: 0o600, owner: role.user, what: "secret" });
+  desired.push({ path: layout.unit, data: Buffer.from(unitText(role)), mode: 0o644, what: "unit" });
+  for (const extra of layout.extras) {
+    desired.push({ path: extra.target, data: readFileSync(path.join(SYSTEMD_DIR, extra.source)), mode: extra.mode, what: "extra" });
+  }
+  return desired;
+}
+
+export interface DesiredFile {
   path: string;
   data: Buffer;
   mode: number;
@@ -49,9 +70,8 @@ interface RemoteFile {
 }
 
 export async function install(options: InstallOptions): Promise<InstallSummary> {
-  const { role, prefix, out } = options;
+  const { role, prefix } = options;
   const real = prefix === "/";
-  const layout = layoutOf(role, prefix);
 
   // Everything local first: a bad argument must fail before anything on the target is touched.
   const config = options.config ? readLocal(options.config, "--config") : undefined;
@@ -66,19 +86,7 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
   }
   try {
     const manifest = loadBundle(bundleDir, role);
-    const desired: DesiredFile[] = bundleFiles(bundleDir, manifest).map((f) => ({
-      path: path.posix.join(layout.libDir, f.rel),
-      data: f.data,
-      mode: 0o644,
-      what: "bundle",
-    }));
-    if (config) desired.push({ path: layout.config, data: config, mode: 0o644, what: "config" });
-    if (secret) desired.push({ path: layout.secret, data: secret, mode: 0o600, owner: role.user, what: "secret" });
-    desired.push({ path: layout.unit, data: Buffer.from(unitText(role)), mode: 0o644, what: "unit" });
-    for (const extra of layout.extras) {
-      desired.push({ path: extra.target, data: readFileSync(path.join(SYSTEMD_DIR, extra.source)), mode: extra.mode, what: "extra" });
-    }
-    return await installOn(options, manifest, desired, real);
+    return await installOn(options, manifest, plannedFiles(role, bundleDir, manifest, { config, secret, prefix }), real);
   } finally {
     if (tempBundle) rmSync(tempBundle, { recursive: true, force: true });
   }
@@ -183,18 +191,30 @@ async function checkNode(remote: RemoteHost, manifest: BundleManifest, out: (l: 
   const r = await remote.run(`/usr/bin/node -p ${sh('[process.versions.node, process.versions.modules, process.arch, process.platform].join(" ")')}`);
   if (r.code !== 0) {
     throw new InstallError(
-      `${remote.label}: no working /usr/bin/node (${(r.stderr || r.stdout).trim() || `exit ${r.code}`}); the units run /usr/bin/node: install Node ${manifest.builtWithNode} there (Debian bookworm's nodejs is 18)`,
+      `${remote.label}: no working /usr/bin/node (${(r.stderr || r.stdout).trim() || `exit ${r.code}`}); the units run /usr/bin/node: install Node ${manifest.minNode} or later there (Debian 12's and Raspberry Pi OS bookworm's nodejs is 18)`,
     );
   }
   const [version, abi, arch, platform] = r.stdout.trim().split(" ");
   const major = Number(version.split(".")[0]);
-  if (!(major >= 20)) throw new InstallError(`${remote.label}: /usr/bin/node is v${version}; pifleet needs Node 20 or later`);
-  if (arch !== manifest.arch || platform !== manifest.platform || abi !== manifest.nodeModulesAbi) {
+  if (!(major >= manifest.minNode)) {
+    throw new InstallError(`${remote.label}: /usr/bin/node is v${version}; the ${manifest.role} bundle needs Node ${manifest.minNode} or later`);
+  }
+  if (manifest.natives.length > 0 && (arch !== manifest.arch || platform !== manifest.platform || abi !== manifest.nodeModulesAbi)) {
     throw new InstallError(
       `${remote.label}: the bundle's native addons (${manifest.natives.join(", ")}) were built for ${manifest.platform}-${manifest.arch}, Node ABI ${manifest.nodeModulesAbi}, but the target runs ${platform}-${arch}, Node v${version} (ABI ${abi}): build the bundle on a matching machine (node scripts/bundle.mjs ${manifest.role}) and pass it with --bundle`,
     );
   }
-  out(`  = /usr/bin/node v${version} (${platform}-${arch}, ABI ${abi}) matches the bundle`);
+  // The unit starts the daemon through notify-exec.pl: without perl's Socket and Fcntl (perl-base)
+  // it would not start at all.
+  const perl = await remote.run(`/usr/bin/perl -MSocket -MFcntl -e ${sh('print "ok\n"')}`);
+  if (perl.code !== 0 || perl.stdout.trim() !== "ok") {
+    throw new InstallError(
+      `${remote.label}: no working /usr/bin/perl with Socket and Fcntl (${(perl.stderr || perl.stdout).trim() || `exit ${perl.code}`}): the unit starts the daemon through ${NOTIFY_EXEC}; install perl-base`,
+    );
+  }
+  out(
+    `  = /usr/bin/node v${version} (${platform}-${arch}${manifest.natives.length > 0 ? `, ABI ${abi}` : ""}) ${manifest.natives.length > 0 ? "matches the bundle's native addons" : `runs the bundle (Node ${manifest.minNode}+, any CPU)`}; /usr/bin/perl has Socket and Fcntl`,
+  );
 }
 
 interface Survey {

@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 /**
  * What each role is on a target host. The layout is fixed so the systemd units in systemd/ can
  * name absolute paths:
- *   /usr/lib/pifleet/<name>/main.js (+ node_modules/ for native addons, manifest.json)
+ *   /usr/lib/pifleet/<name>/main.js, notify-exec.pl, package.json, manifest.json
+ *                              (+ node_modules/ for native addons: the coordinator's SQLite)
  *   /etc/pifleet/<name>.yaml      config (0644)
  *   /etc/pifleet/<name>.secret    agent secret (0600, owned by the service user)
  *   /etc/systemd/system/<unit>.service
@@ -23,6 +24,11 @@ export interface Role {
   user: string;
   /** Native addons shipped beside the bundle (esbuild cannot inline a .node file). */
   natives: string[];
+  /**
+   * The oldest Node major the bundle runs on (esbuild's target, the installer's check). The Pi
+   * agent runs on the distribution's own nodejs: 18 on Debian 12 and Raspberry Pi OS bookworm.
+   */
+  minNode: 18 | 20;
   /** Extra files the role installs, by target path → repository file. */
   extras: { target: string; source: string; mode: number }[];
   /** Static files shipped inside the bundle: workspace folder → folder in the bundle. */
@@ -40,7 +46,9 @@ export const ROLES: Record<RoleName, Role> = {
     package: "pi-agent",
     unit: "pifleet-pi-agent",
     user: "pifleet",
-    natives: ["unix-dgram"],
+    // None: one bundle runs on every Pi (arm64, armhf) and every Node from 18 on.
+    natives: [],
+    minNode: 18,
     extras: [{ target: "/etc/polkit-1/rules.d/60-pifleet-pi-agent.rules", source: "pifleet-pi-agent.rules", mode: 0o644 }],
   },
   fileserver: {
@@ -49,7 +57,8 @@ export const ROLES: Record<RoleName, Role> = {
     package: "fileserver-agent",
     unit: "pifleet-fileserver",
     user: "root",
-    natives: ["unix-dgram"],
+    natives: [],
+    minNode: 20,
     extras: [],
   },
   coordinator: {
@@ -58,7 +67,8 @@ export const ROLES: Record<RoleName, Role> = {
     package: "coordinator",
     unit: "pifleet-coordinator",
     user: "pifleet",
-    natives: ["unix-dgram", "better-sqlite3"],
+    natives: ["better-sqlite3"],
+    minNode: 20,
     extras: [],
     // The dashboard: point coordinator.yaml's staticDir at /usr/lib/pifleet/coordinator/dashboard.
     assets: [{ from: "packages/dashboard/dist/public", to: "dashboard" }],
@@ -81,10 +91,13 @@ export function layoutOf(role: Role, prefix = "/") {
   };
 }
 
+/** The file in each bundle that starts the daemon with its notify socket (see systemd/notify-exec.pl). */
+export const NOTIFY_EXEC = "notify-exec.pl";
+
 /** The command line the unit runs: the installer and the unit files must agree on it. */
 export function execStartOf(role: Role): string {
   const layout = layoutOf(role);
-  return `/usr/bin/node ${layout.libDir}/main.js --config ${layout.config}`;
+  return `/usr/bin/perl ${layout.libDir}/${NOTIFY_EXEC} /usr/bin/node ${layout.libDir}/main.js --config ${layout.config}`;
 }
 
 export function unitText(role: Role): string {
