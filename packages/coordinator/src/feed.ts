@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "@pifleet/core";
-import { encodeFeedWithStatuses, encodePiStatusWithReport, type v1 } from "@pifleet/proto";
+import { encodeFeedWithStatuses, encodePiStatusWith, type v1 } from "@pifleet/proto";
 import type { Connection } from "./connection.js";
 import type { EventLog } from "./event-log.js";
 import type { FleetState, PiEntry } from "./fleet-state.js";
@@ -16,9 +16,9 @@ export interface FeedOptions {
   maxBufferedBytes: number;
 }
 
-/** A Pi's status as the feed sends it: the report goes out in the bytes it arrived in. */
+/** A Pi's status as the feed sends it: the sample goes out in the bytes it arrived in, with the agent's facts. */
 function statusBytes(e: PiEntry): Uint8Array {
-  return encodePiStatusWithReport(e.status, e.reportBytes);
+  return encodePiStatusWith(e.status, e.sampleBytes, e.factsBytes);
 }
 
 /** Pis per frame to start with; a chunk that still encodes too large is halved. */

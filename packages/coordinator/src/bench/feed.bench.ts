@@ -25,8 +25,8 @@ interface Child {
   waitLine(pred: (l: string) => boolean, timeoutMs: number): Promise<string>;
 }
 
-function child(args: string[]): Child {
-  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIFLEET_LOG_FORMAT: "json" } });
+function child(args: string[], nodeFlags: string[] = []): Child {
+  const proc = spawn(process.execPath, [...nodeFlags, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIFLEET_LOG_FORMAT: "json" } });
   const lines: string[] = [];
   let buf = "";
   const waiters: Array<() => void> = [];
@@ -121,7 +121,9 @@ async function benchFleet(n: number): Promise<BenchRow[]> {
     store.close();
     writeFileSync(path.join(dir, "creds.json"), JSON.stringify(creds));
 
-    const coord = child([path.join(here, "feed-coordinator.js"), "--db", db, "--pis", String(n)]);
+    // PIFLEET_BENCH_COORD_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof --trace-gc": profile the coordinator alone.
+    const coordFlags = (process.env.PIFLEET_BENCH_COORD_FLAGS ?? "").split(" ").filter(Boolean);
+    const coord = child([path.join(here, "feed-coordinator.js"), "--db", db, "--pis", String(n)], coordFlags);
     children.push(coord);
     const { port } = JSON.parse(await coord.waitLine((l) => l.startsWith("{"), 30_000)) as { port: number };
     const sim = child([path.join(here, "../sim/main.js"), "--url", `ws://127.0.0.1:${port}/agent`, "--credentials", path.join(dir, "creds.json"), "--interval", "1000", "--concurrency", "256"]);
@@ -182,6 +184,7 @@ async function benchFleet(n: number): Promise<BenchRow[]> {
     const w1 = process.cpuUsage(w0);
     const watcherCpu = ((w1.user + w1.system) / 1e6 / elapsed) * 100;
     const rss = rssMiB(pid);
+    if (process.env.PIFLEET_BENCH_COORD_LOG) writeFileSync(process.env.PIFLEET_BENCH_COORD_LOG, coord.lines.join("\n"));
     const metrics = await scrape(port);
     const h1 = histogramOf(metrics);
     const refused = [...metrics.matchAll(/^pifleet_refused_total\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
