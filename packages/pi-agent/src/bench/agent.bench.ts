@@ -153,7 +153,7 @@ export async function run(): Promise<BenchRow[]> {
         name: "pi-agent: encoded report frame",
         value: frames[Math.floor(frames.length / 2)],
         unit: "bytes",
-        note: `median Envelope{PiReport}; ${last.net.length} interfaces, ${last.apache?.scoreboard?.length ?? 0}-slot scoreboard`,
+        note: `median Envelope{PiReport}; ${last?.net.length ?? 0} interfaces, ${last?.apache?.scoreboard?.length ?? 0}-slot scoreboard`,
       },
     ];
   } finally {
