@@ -17,26 +17,52 @@ export interface HttpGetOptions {
   headers?: Record<string, string>;
 }
 
-let https: typeof import("node:https") | undefined;
+let httpsModule: typeof import("node:https") | undefined;
+let httpAgent: http.Agent | undefined;
+let httpsAgent: http.Agent | undefined;
 
 /**
- * A single GET on a fresh connection (a health check should exercise the whole path, and holding
- * a keep-alive connection would pin an Apache worker). node:http rather than fetch: fetch loads
- * undici, several MiB of resident memory on a 1 GiB Pi. TLS is loaded only for https:// URLs.
+ * One kept-alive connection per origin, shared by server-status and the probe (the same Apache):
+ * a fresh TCP connection per request cost the agent more than everything else it does in a
+ * report (connect, socket and parser set-up, close), and Apache as much. With maxSockets 1 the two
+ * requests take turns on it. On Debian's default event MPM an idle kept-alive connection holds no
+ * worker; under prefork it holds one process (of the 150 default), the price of the saving.
+ */
+function agentFor(https: boolean): http.Agent {
+  if (https) return (httpsAgent ??= new httpsModule!.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 }));
+  return (httpAgent ??= new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 }));
+}
+
+/**
+ * A GET over the origin's kept-alive connection. node:http rather than fetch: fetch loads undici,
+ * several MiB of resident memory on a 1 GiB Pi. TLS is loaded only for https:// URLs. A request
+ * that fails because the server closed the idle connection just as it was reused is sent once
+ * more, on a new connection: that race is not news about Apache.
  */
 export async function httpGet(url: string | URL, opts: HttpGetOptions): Promise<HttpResult> {
   const u = typeof url === "string" ? new URL(url) : url;
-  const mod = u.protocol === "https:" ? (https ??= await import("node:https")) : http;
-  const started = performance.now();
+  const tls = u.protocol === "https:";
+  const mod = tls ? (httpsModule ??= await import("node:https")) : http;
+  try {
+    return await getOnce(mod, u, opts, agentFor(tls));
+  } catch (err) {
+    if (!(err as { reusedSocket?: boolean }).reusedSocket || opts.signal.aborted) throw err;
+    return getOnce(mod, u, opts, agentFor(tls));
+  }
+}
+
+function getOnce(mod: typeof http | typeof import("node:https"), u: URL, opts: HttpGetOptions, agent: http.Agent): Promise<HttpResult> {
   const max = opts.maxBytes ?? 64 * 1024;
   return new Promise((resolve, reject) => {
     if (opts.signal.aborted) return reject(abortError(opts.signal));
+    let started = performance.now();
     // autoSelectFamily: "localhost" is both ::1 and 127.0.0.1; Apache may listen on only one.
-    const reqOpts: RequestOptions & { autoSelectFamily: boolean } = { method: "GET", agent: false, lookup: cachedLookup, autoSelectFamily: true, headers: { "user-agent": "pifleet-pi-agent", ...opts.headers }, signal: opts.signal };
+    const reqOpts: RequestOptions & { autoSelectFamily: boolean } = { method: "GET", agent, lookup: cachedLookup, autoSelectFamily: true, headers: { "user-agent": "pifleet-pi-agent", ...opts.headers }, signal: opts.signal };
     const req = mod.request(u, reqOpts, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let kept = 0;
       let truncated = false;
+      // The whole body is read, kept or not: only then can the connection carry the next request.
       res.on("data", (chunk: Buffer) => {
         if (kept >= max) {
           truncated = true;
@@ -48,11 +74,17 @@ export async function httpGet(url: string | URL, opts: HttpGetOptions): Promise<
         kept += part.length;
       });
       res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), latencyMs: Math.round(performance.now() - started), truncated }),
+        resolve({ status: res.statusCode ?? 0, body: chunks.length === 0 ? "" : chunks.length === 1 ? chunks[0].toString("utf8") : Buffer.concat(chunks).toString("utf8"), latencyMs: Math.round(performance.now() - started), truncated }),
       );
       res.on("error", (err) => reject(opts.signal.aborted ? abortError(opts.signal) : err));
     });
-    req.on("error", (err) => reject(opts.signal.aborted ? abortError(opts.signal) : err));
+    // Latency counts from when the request has a connection, not while it waits its turn for one.
+    req.once("socket", () => (started = performance.now()));
+    req.on("error", (err) => {
+      if (opts.signal.aborted) return reject(abortError(opts.signal));
+      if (req.reusedSocket) Object.assign(err, { reusedSocket: true });
+      reject(err);
+    });
     req.end();
   });
 }
