@@ -52,6 +52,8 @@ export class PiAgent extends EventEmitter<PiAgentEvents> {
   /** Every reading goes through it, so the counter increases of consecutive samples add up. */
   private readonly encoder = new SampleEncoder({ agentVersion: `pi-agent/${AGENT_VERSION}`, nodeVersion: process.version, arch: process.arch });
   private connectedOnce = false;
+  /** The facts the coordinator was last given (in a hello or a facts frame). */
+  private sentFacts: v1.AgentFacts.$Properties | undefined;
   private readonly commands: CommandRunner;
   private readonly notifier: Notifier;
   private readonly log?: Logger;
@@ -82,7 +84,7 @@ export class PiAgent extends EventEmitter<PiAgentEvents> {
       maxQueue: config.queue,
       ca: opts.ca,
       agentVersion: `pi-agent/${AGENT_VERSION}`,
-      facts: () => this.encoder.facts,
+      facts: () => (this.sentFacts = this.encoder.facts),
       logger: opts.logger,
     });
     this.client.on("ready", (ack) => this.onReady(ack));
@@ -130,14 +132,18 @@ export class PiAgent extends EventEmitter<PiAgentEvents> {
       const report = await this.builder.build();
       this.lastTickAt = performance.now();
       this.reports++;
-      const { sample, factsChanged } = this.encoder.encode(report);
+      const { sample } = this.encoder.encode(report);
       // Until a coordinator has answered, assume one that takes samples; one before 0.2 gets PiReports.
       const samples = !this.connectedOnce || this.client.acceptsSamples;
       let sent: boolean;
       // The client keeps the very object it cannot send now; it goes out after a reconnect, marked replayed.
       if (samples) {
-        // Facts that changed while disconnected go in the next hello.
-        if (factsChanged && this.client.ready) this.client.send({ facts: this.encoder.facts }, false);
+        // The sample is read with the facts the coordinator has: new ones go first. (The hello of a
+        // connection made before the first reading carried facts without interfaces; facts that
+        // change while disconnected go in the next hello.)
+        if (this.client.ready && this.encoder.facts !== this.sentFacts) {
+          if (this.client.send({ facts: this.encoder.facts }, false)) this.sentFacts = this.encoder.facts;
+        }
         sent = this.client.send({ piSample: sample });
         if (!sent) sample.replayed = true;
       } else {

@@ -3,5 +3,7 @@ export interface BenchRow {
   name: string;
   value: number | string;
   unit?: string;
+  /** The goal beside the figure, and whether it is met ("≤ 20 ms: met"). */
+  goal?: string;
   note?: string;
 }
