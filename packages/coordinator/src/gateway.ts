@@ -167,6 +167,8 @@ export class Gateway {
 
   private onHello(conn: Connection, hello: v1.Hello, seq: number): void {
     clearTimeout(conn.helloTimer);
+    // A cleared Timeout kept on each of 10,000 connections is 1 MiB of heap the GC walks for nothing.
+    conn.helloTimer = undefined;
     const res = this.d.auth.check(hello, conn.nonce, conn.endpoint);
     if (!res.ok) {
       this.refuse(conn, { code: res.code, reason: res.reason, frame: "hello", message: res.message, seq, subject: hello.identity });
