@@ -51,7 +51,9 @@ export class Coordinator {
   private readonly gateway: Gateway;
   private readonly http: CoordinatorServer;
   private operations: Operations | undefined;
-  private readonly storeDirty = new Set<PiEntry>();
+  /** Pis whose last report is not yet in the database, oldest first (flag on the entry: no Set churn). */
+  private storeQueue: PiEntry[] = [];
+  private storeHead = 0;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
   private startedAt = 0;
@@ -73,7 +75,11 @@ export class Coordinator {
     this.events.on("event", (e) => this.metrics.events.inc({ kind: e.kind }));
     this.feed = new FeedHub(this.fleet, this.events, { fleetName: o.desired.fleet, batchMs: s.feedBatchMs, maxFrameBytes: s.maxFrameBytes, maxBufferedBytes: s.maxWatcherBufferBytes }, this.metrics, this.logger);
 
-    this.fleet.on("changed", (e) => this.storeDirty.add(e));
+    this.fleet.on("changed", (e) => {
+      if (e.storeQueued) return;
+      e.storeQueued = true;
+      this.storeQueue.push(e);
+    });
     this.fleet.on("state", (c) => {
       // State changes are written at once; only last-report churn waits for the periodic flush.
       const e = this.fleet.pis.get(c.pi)!;
@@ -148,7 +154,8 @@ export class Coordinator {
     this.feed.close();
     await listening;
     this.saveStates(this.fleet.pis.values());
-    this.storeDirty.clear();
+    this.storeQueue = [];
+    this.storeHead = 0;
     this.logger.info("coordinator stopped");
   }
 
@@ -235,7 +242,7 @@ export class Coordinator {
     const rows = [];
     for (const e of entries) {
       rows.push(this.fleet.record(e));
-      this.storeDirty.delete(e);
+      e.storeQueued = false;
     }
     try {
       this.o.store.savePiStates(rows);
@@ -251,16 +258,22 @@ export class Coordinator {
    * tens of milliseconds; 200 rows every 100 ms costs well under one.
    */
   private flushSlice(): void {
-    const dirty = this.storeDirty;
-    if (dirty.size === 0) return;
     const n = Math.max(1, Math.ceil((this.fleet.pis.size * FLUSH_TICK_MS) / this.settings.stateFlushMs));
-    // A Set keeps insertion order and re-adding does not move an entry: the first are the oldest.
+    const q = this.storeQueue;
     const batch: PiEntry[] = [];
-    for (const e of dirty) {
-      batch.push(e);
-      if (batch.length >= n) break;
+    while (this.storeHead < q.length && batch.length < n) {
+      const e = q[this.storeHead++];
+      // Written meanwhile (a state change is written at once): nothing left to do for it.
+      if (e.storeQueued) batch.push(e);
     }
-    this.saveStates(batch);
+    if (this.storeHead === q.length) {
+      this.storeQueue = [];
+      this.storeHead = 0;
+    } else if (this.storeHead > 4096) {
+      this.storeQueue = q.slice(this.storeHead);
+      this.storeHead = 0;
+    }
+    if (batch.length) this.saveStates(batch);
   }
 
   private checkRevocations(): void {

@@ -59,6 +59,12 @@ export class PiEntry {
   lastReportAt: number | undefined;
   /** performance.now() of the oldest report not yet sent to watchers (0: none). */
   pendingSince = 0;
+  /** Queued for the database (see Coordinator's write queue). */
+  storeQueued = false;
+  /** Neighbours in the fleet's list of Pis by last report (see FleetState). */
+  older: PiEntry | null = null;
+  newer: PiEntry | null = null;
+  listed = false;
 
   constructor(readonly ref: PiRef, now: number) {
     this.status = v1.PiStatus.create({
@@ -171,8 +177,14 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
   readonly pis = new Map<string, PiEntry>();
   readonly fleetStatus: v1.FleetStatus;
   readonly watchingSince: number;
-  /** Heard from this run, in order of their last report (oldest first). */
-  private readonly byLastReport = new Map<string, PiEntry>();
+  /**
+   * Heard from this run, in order of their last report: a list threaded through the entries
+   * (oldest first). A Map deleted from and re-added to 10,000 times a second rebuilds its table
+   * every few thousand operations, an old-space allocation the garbage collector then sweeps;
+   * moving an entry here writes four pointers.
+   */
+  private oldest: PiEntry | null = null;
+  private newest: PiEntry | null = null;
   /** Not heard from since this run started: judged once the start-up grace is over. */
   private readonly unheard = new Map<string, PiEntry>();
   private readonly counts = new Map<v1.PiState, number>();
@@ -242,8 +254,8 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     if (raw) e.keepSample(raw, from, to);
     else e.keepSample(v1.PiSample.encode(sample as v1.PiSample.$Properties).finish());
     this.unheard.delete(name);
-    this.byLastReport.delete(name);
-    this.byLastReport.set(name, e);
+    this.unlist(e);
+    this.list(e);
     const v = judge({ now: at, watchingSince: this.watchingSince, lastReportAt: at, report: sample }, this.thresholds);
     if (v) this.applyVerdict(e, v, at);
     this.emit("changed", e);
@@ -268,12 +280,14 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
         if (e.health === "down") this.unheard.delete(name);
       }
     }
-    for (const [name, e] of this.byLastReport) {
+    for (let e = this.oldest; e; ) {
       if (now - (e.lastReportAt ?? 0) <= t.suspectAfterMs) break;
+      const next: PiEntry | null = e.newer;
       const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt }, t);
       if (v) this.applyVerdict(e, v, now);
       // Down stays down until a report: no need to look at it again.
-      if (e.health === "down") this.byLastReport.delete(name);
+      if (e.health === "down") this.unlist(e);
+      e = next;
     }
     const fs = this.fileserver;
     if (fs?.lastReportAt !== undefined && fs.healthy && now - fs.lastReportAt >= t.downAfterMs) {
@@ -402,6 +416,25 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     this.fleetStatus.fileserverHealthy = healthy;
     this.emit("fileserverHealth", { name: fs.name, healthy, reason });
     this.emit("fleetStatus", this.fleetStatus);
+  }
+
+  private list(e: PiEntry): void {
+    e.older = this.newest;
+    e.newer = null;
+    if (this.newest) this.newest.newer = e;
+    else this.oldest = e;
+    this.newest = e;
+    e.listed = true;
+  }
+
+  private unlist(e: PiEntry): void {
+    if (!e.listed) return;
+    if (e.older) e.older.newer = e.newer;
+    else this.oldest = e.newer;
+    if (e.newer) e.newer.older = e.older;
+    else this.newest = e.older;
+    e.older = e.newer = null;
+    e.listed = false;
   }
 
   private recount(): void {
