@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^@pifleet\/core\/runtime$/, replacement: `${root}packages/core/src/runtime/index.ts` },
       { find: /^@pifleet\/proto\/codec$/, replacement: `${root}packages/proto/src/codec.ts` },
+      { find: /^@pifleet\/proto\/sample$/, replacement: `${root}packages/proto/src/sample.ts` },
       { find: /^@pifleet\/([a-z-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
     ],
   },

@@ -135,7 +135,7 @@ describe("pifleet demo, the real command", () => {
     for (const [name, s] of watcher.mirror.pis) {
       expect(s.state, name).toBe(v1.PiState.PI_STATE_HEALTHY);
       expect(s.connected, name).toBe(true);
-      expect(s.lastReport?.probe?.ok, name).toBe(true);
+      expect(s.lastSample?.probe?.ok, name).toBe(true);
     }
     // The whole shelf is alive as processes: the coordinator, the fileserver agent, 8 Pi agents.
     const procs = processesMentioning([dir]).map((p) => p.cmd);

@@ -162,7 +162,7 @@ describe("coordinator end to end: real processes, real sockets", () => {
     await watcher.until("pi01 and pi03 reconnected and reporting", () =>
       ["pi01", "pi03"].every((pi) => {
         const s = watcher.mirror.pis.get(pi)!;
-        return s.connected && Number(s.lastReport?.timeMs ?? 0) > restartedAt;
+        return s.connected && Number(s.lastSample?.timeMs ?? 0) > restartedAt;
       }),
     15_000);
     expect(watcher.state("pi01")).toBe("PI_STATE_HEALTHY");

@@ -1,5 +1,5 @@
 import WebSocket from "ws";
-import { encodeEnvelope, envelopeAround, newNonce, type Body, type SharedBodyName } from "@pifleet/proto";
+import { encodeEnvelope, envelopeAround, newNonce, type Body, type SampleEncoder, type SharedBodyName } from "@pifleet/proto";
 import type { Endpoint, Principal } from "./auth.js";
 import type { RateLimit } from "./event-log.js";
 import type { Metrics } from "./metrics.js";
@@ -23,6 +23,12 @@ export class Connection {
   /** Operator requests this connection may send (token bucket), and how often it may exceed that. */
   operatorRequests: RateLimit | undefined;
   overLimit: RateLimit | undefined;
+  /** What the agent's hello said it runs. */
+  agentVersion = "";
+  /** A Pi agent that sends facts, and so PiSample, rather than the pre-0.2 PiReport. */
+  sendsFacts = false;
+  /** Turns a pre-0.2 agent's PiReports into samples (it keeps their counters). */
+  legacy: SampleEncoder | undefined;
   private seq = 0;
   readonly framesIn: { value: number };
   private readonly framesOut: { value: number };

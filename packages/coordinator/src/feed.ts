@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "@pifleet/core";
-import { encodeFeedWithStatuses, encodePiStatusWithReport, MAX_FRAME_BYTES, v1 } from "@pifleet/proto";
+import { encodeFeedWithStatuses, encodePiStatusWith, MAX_FRAME_BYTES, v1 } from "@pifleet/proto";
 import type { Connection } from "./connection.js";
 import type { EventLog } from "./event-log.js";
 import type { FleetState, PiEntry } from "./fleet-state.js";
@@ -16,9 +16,9 @@ export interface FeedOptions {
   maxBufferedBytes: number;
 }
 
-/** A Pi's status as the feed sends it: the report goes out in the bytes it arrived in. */
+/** A Pi's status as the feed sends it: the sample goes out in the bytes it arrived in, with the agent's facts. */
 function statusBytes(e: PiEntry): Uint8Array {
-  return encodePiStatusWithReport(e.status, e.reportBytes);
+  return encodePiStatusWith(e.status, e.sampleBytes, e.factsBytes);
 }
 
 /** Room left in a frame for the envelope around the body (version, seq, tag, length). */
@@ -183,7 +183,7 @@ export class FeedHub {
       let b = statusBytes(entry);
       if (fieldBytes(b.byteLength) > room) {
         // A report too large to forward: the status goes without it.
-        b = encodePiStatusWithReport(entry.status, null);
+        b = encodePiStatusWith(entry.status, null, null);
         this.metrics.feedTrimmed.inc();
       }
       fit(fieldBytes(b.byteLength));

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
-import { v1 } from "@pifleet/proto";
-import { judge, type Health, type JudgeThresholds, type Verdict } from "./judge.js";
+import { encodePiStatusWith, readingOf, SampleEncoder, v1, type PiReading } from "@pifleet/proto";
+import { judge, type Health, type JudgedReport, type JudgeThresholds, type Verdict } from "./judge.js";
 import type { PiStateRecord } from "./store/types.js";
 
 /** States only the recovery engine sets; while one is set the judge's verdict is kept but not shown. */
@@ -39,16 +39,24 @@ export interface PiRef {
   shelf?: string;
 }
 
+/** Bytes kept per Pi for its last sample; a larger one (long error strings) grows its buffer. */
+const SAMPLE_SLOT = 192;
+
 /**
  * One Pi as the coordinator sees it. `status` is the message the feed encodes, except that its
- * last report is kept apart, as received (`reportBytes`): the feed and the database take those
- * bytes as they are. The decoded report is judged on arrival and not kept — objects that live
- * exactly one report interval would all survive the young generation and make the garbage
- * collector pause for the whole fleet.
+ * last sample and its facts are kept apart, as received: the feed and the database take those
+ * bytes as they are. The sample's bytes are copied into a buffer this Pi keeps for good, and the
+ * decoded sample is judged on arrival and not kept: anything allocated per report and kept for
+ * one report interval would survive the young generation, and at 10,000 reports a second the
+ * garbage collector would then pause the whole fleet.
  */
 export class PiEntry {
   readonly status: v1.PiStatus;
-  reportBytes: Uint8Array | null = null;
+  private sampleBuf: Buffer | null = null;
+  private sampleLen = 0;
+  /** The agent's AgentFacts, encoded once per hello (the feed sends these bytes). */
+  factsBytes: Uint8Array | null = null;
+  facts: v1.AgentFacts | null = null;
   health: Health = "unknown";
   healthReason = "waiting for the first report";
   override: RecoveryState | null = null;
@@ -63,6 +71,12 @@ export class PiEntry {
   lastReportAt: number | undefined;
   /** performance.now() of the oldest report not yet sent to watchers (0: none). */
   pendingSince = 0;
+  /** Queued for the database (see Coordinator's write queue). */
+  storeQueued = false;
+  /** Neighbours in the fleet's list of Pis by last report (see FleetState). */
+  older: PiEntry | null = null;
+  newer: PiEntry | null = null;
+  listed = false;
 
   constructor(readonly ref: PiRef, now: number) {
     this.status = v1.PiStatus.create({
@@ -78,11 +92,62 @@ export class PiEntry {
     return displayStateName(this.status.state);
   }
 
-  /** The last report, decoded on demand. */
-  lastReport(): v1.PiReport | null {
-    return this.reportBytes ? v1.PiReport.decode(this.reportBytes) : null;
+  /** The last sample's bytes: a view of this Pi's buffer, valid until the next sample. */
+  get sampleBytes(): Uint8Array | null {
+    return this.sampleBuf ? this.sampleBuf.subarray(0, this.sampleLen) : null;
+  }
+
+  /** Keeps a sample's bytes (`src[from, to)`), reusing this Pi's buffer. */
+  keepSample(src: Uint8Array, from = 0, to = src.byteLength): void {
+    const n = to - from;
+    if (!this.sampleBuf || this.sampleBuf.byteLength < n) this.sampleBuf = Buffer.allocUnsafeSlow(Math.max(SAMPLE_SLOT, n));
+    this.sampleBuf.set(src.subarray(from, to), 0);
+    this.sampleLen = n;
+  }
+
+  setFacts(facts: v1.AgentFacts.$Properties | null): void {
+    this.facts = facts ? v1.AgentFacts.fromObject(facts) : null;
+    this.factsBytes = this.facts ? v1.AgentFacts.encode(this.facts).finish() : null;
+  }
+
+  /** The last sample, decoded on demand. */
+  lastSample(): v1.PiSample | null {
+    const b = this.sampleBytes;
+    return b ? v1.PiSample.decode(b) : null;
+  }
+
+  /** The last sample read with the facts, as the dashboard shows it. */
+  lastReading(): PiReading | null {
+    return readingOf({ lastSample: this.lastSample(), facts: this.facts });
+  }
+
+  /**
+   * What the database keeps of the last report: PiStatus bytes holding only last_sample and
+   * facts (a copy: the sample buffer is reused). Rows written before pifleet 0.2 hold a PiReport,
+   * which always starts with field 1 (`pi`), where these start with field 11 or 12.
+   */
+  storedReport(): Uint8Array | null {
+    const sample = this.sampleBytes;
+    return sample || this.factsBytes ? encodePiStatusWith({}, sample, this.factsBytes) : null;
+  }
+
+  restoreReport(bytes: Uint8Array): void {
+    if (bytes[0] === ((1 << 3) | 2)) {
+      // A PiReport from before 0.2: read it as an old agent's report is read.
+      const enc = new SampleEncoder();
+      const { sample } = enc.encode(v1.PiReport.decode(bytes));
+      this.keepSample(v1.PiSample.encode(sample).finish());
+      this.setFacts(enc.facts);
+      return;
+    }
+    const st = v1.PiStatus.decode(bytes);
+    if (st.lastSample) this.keepSample(v1.PiSample.encode(st.lastSample).finish());
+    this.setFacts(st.facts ?? null);
   }
 }
+
+/** A sample as the fleet takes it: judged, and marked when it was queued while disconnected. */
+export type ReportedSample = JudgedReport & { replayed?: boolean | null };
 
 export interface StateChange {
   pi: string;
@@ -107,7 +172,7 @@ export interface FleetStateEvents {
   /** The displayed state of a Pi changed. */
   state: [change: StateChange];
   /** Every report, after judging. Replayed ones (queued while disconnected) are not judged. */
-  report: [pi: string, report: v1.PiReport, health: Health];
+  report: [pi: string, sample: ReportedSample, health: Health];
   fileserverReport: [name: string, report: v1.FileserverReport];
   fileserverHealth: [change: FileserverHealthChange];
   /** Something in this Pi's PiStatus changed (the feed sends it). */
@@ -126,8 +191,14 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
   readonly pis = new Map<string, PiEntry>();
   readonly fleetStatus: v1.FleetStatus;
   readonly watchingSince: number;
-  /** Heard from this run, in order of their last report (oldest first). */
-  private readonly byLastReport = new Map<string, PiEntry>();
+  /**
+   * Heard from this run, in order of their last report: a list threaded through the entries
+   * (oldest first). A Map deleted from and re-added to 10,000 times a second rebuilds its table
+   * every few thousand operations, an old-space allocation the garbage collector then sweeps;
+   * moving an entry here writes four pointers.
+   */
+  private oldest: PiEntry | null = null;
+  private newest: PiEntry | null = null;
   /** Not heard from since this run started: judged once the start-up grace is over. */
   private readonly unheard = new Map<string, PiEntry>();
   private readonly counts = new Map<v1.PiState, number>();
@@ -174,8 +245,7 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
       }
       if (row.lastReport) {
         try {
-          v1.PiReport.decode(row.lastReport);
-          e.reportBytes = row.lastReport;
+          e.restoreReport(row.lastReport);
         } catch {
           // A report the current schema cannot read is only history; the next report replaces it.
         }
@@ -184,24 +254,36 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     this.recount();
   }
 
-  /** A PiReport from the Pi's own authenticated connection; `raw` is its encoding as received. */
-  report(name: string, report: v1.PiReport, at = this.now(), raw?: Uint8Array): void {
+  /**
+   * A sample from the Pi's own authenticated connection. `raw[from, to)` are its bytes as received
+   * (kept as they are); without them the sample is encoded here.
+   */
+  sample(name: string, sample: ReportedSample, at = this.now(), raw?: Uint8Array, from?: number, to?: number): void {
     const e = this.pis.get(name);
     if (!e) return;
-    if (report.replayed) {
-      this.emit("report", name, report, e.health);
+    if (sample.replayed) {
+      this.emit("report", name, sample, e.health);
       return;
     }
     e.lastReportAt = at;
     e.status.lastSeenMs = at;
-    e.reportBytes = raw ?? v1.PiReport.encode(report).finish();
+    if (raw) e.keepSample(raw, from, to);
+    else e.keepSample(v1.PiSample.encode(sample as v1.PiSample.$Properties).finish());
     this.unheard.delete(name);
-    this.byLastReport.delete(name);
-    this.byLastReport.set(name, e);
-    const v = judge({ now: at, watchingSince: this.watchingSince, lastReportAt: at, report }, this.thresholds);
+    this.unlist(e);
+    this.list(e);
+    const v = judge({ now: at, watchingSince: this.watchingSince, lastReportAt: at, report: sample }, this.thresholds);
     if (v) this.applyVerdict(e, v, at);
     this.emit("changed", e);
-    this.emit("report", name, report, e.health);
+    this.emit("report", name, sample, e.health);
+  }
+
+  /** The facts a Pi's agent sent (in its hello, or since); null for an agent that sends none. */
+  setFacts(name: string, facts: v1.AgentFacts.$Properties | null): void {
+    const e = this.pis.get(name);
+    if (!e) return;
+    e.setFacts(facts);
+    this.emit("changed", e);
   }
 
   /** Judges silence (no report content needed): call a few times per interval. Cost: the late Pis only. */
@@ -214,12 +296,14 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
         if (e.health === "down") this.unheard.delete(name);
       }
     }
-    for (const [name, e] of this.byLastReport) {
+    for (let e = this.oldest; e; ) {
       if (now - (e.lastReportAt ?? 0) <= t.suspectAfterMs) break;
+      const next: PiEntry | null = e.newer;
       const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt }, t);
       if (v) this.applyVerdict(e, v, now);
       // Down stays down until a report: no need to look at it again.
-      if (e.health === "down") this.byLastReport.delete(name);
+      if (e.health === "down") this.unlist(e);
+      e = next;
     }
     const fs = this.fileserver;
     if (fs?.lastReportAt !== undefined && fs.healthy && now - fs.lastReportAt >= t.downAfterMs) {
@@ -335,7 +419,7 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
       health: e.health,
       sinceMs: e.status.stateSinceMs,
       lastSeenMs: e.lastReportAt ?? null,
-      lastReport: e.reportBytes,
+      lastReport: e.storedReport(),
       attempts: e.status.attempts,
       held: e.status.held,
     };
@@ -384,6 +468,25 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     this.fleetStatus.fileserverHealthy = healthy;
     this.emit("fileserverHealth", { name: fs.name, healthy, reason });
     this.emit("fleetStatus", this.fleetStatus);
+  }
+
+  private list(e: PiEntry): void {
+    e.older = this.newest;
+    e.newer = null;
+    if (this.newest) this.newest.newer = e;
+    else this.oldest = e;
+    this.newest = e;
+    e.listed = true;
+  }
+
+  private unlist(e: PiEntry): void {
+    if (!e.listed) return;
+    if (e.older) e.older.newer = e.newer;
+    else this.oldest = e.newer;
+    if (e.newer) e.newer.older = e.older;
+    else this.newest = e.older;
+    e.older = e.newer = null;
+    e.listed = false;
   }
 
   private recount(): void {

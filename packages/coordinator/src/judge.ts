@@ -1,4 +1,12 @@
-import type { v1 } from "@pifleet/proto";
+/**
+ * The parts of a report the judge reads. A PiSample and a (pre-0.2) PiReport both carry them under
+ * the same names, so either is judged alike.
+ */
+export interface JudgedReport {
+  rootfs?: { stalled?: boolean | null; latencyMs?: number | null } | null;
+  apache?: { reachable?: boolean | null; error?: string | null; busyWorkers?: number | null; idleWorkers?: number | null } | null;
+  probe?: { ok?: boolean | null; status?: number | null; error?: string | null } | null;
+}
 
 /** What the health judge alone says of a Pi. Recovery states are imposed on top by another module. */
 export type Health = "unknown" | "healthy" | "suspect" | "down";
@@ -27,7 +35,7 @@ export interface JudgeInput {
   /** Coordinator clock at the last fresh report (possibly from before a restart). */
   lastReportAt?: number;
   /** Its contents. */
-  report?: v1.PiReport.$Properties | null;
+  report?: JudgedReport | null;
 }
 
 export interface Verdict {
@@ -60,7 +68,7 @@ export function judge(input: JudgeInput, t: JudgeThresholds): Verdict | null {
 }
 
 /** What in a report says the Pi is not serving properly. */
-export function reportProblems(r: v1.PiReport.$Properties): string[] {
+export function reportProblems(r: JudgedReport): string[] {
   const out: string[] = [];
   if (r.rootfs?.stalled) out.push(`root filesystem stalled${r.rootfs.latencyMs ? ` (stat of / took ${r.rootfs.latencyMs} ms)` : ""}`);
   const a = r.apache;

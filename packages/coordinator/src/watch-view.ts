@@ -1,8 +1,8 @@
 import { textTable } from "@pifleet/core";
-import { piStateName, v1 } from "@pifleet/proto";
+import { piStateName, readingOf, v1 } from "@pifleet/proto";
 import type { FeedMirror } from "./feed-mirror.js";
 
-/** A PiStatus as JSON for scripts: state by name, numbers as numbers, the last report in full. */
+/** A PiStatus as JSON for scripts: state by name, numbers as numbers, the last report read with the agent's facts. */
 export function piStatusJson(p: v1.PiStatus): Record<string, unknown> {
   return {
     name: p.name,
@@ -14,7 +14,7 @@ export function piStatusJson(p: v1.PiStatus): Record<string, unknown> {
     attempts: p.attempts,
     lastSeenMs: p.lastSeenMs,
     stateSinceMs: p.stateSinceMs,
-    lastReport: p.lastReport ? v1.PiReport.toObject(p.lastReport as v1.PiReport, { longs: Number, defaults: true }) : null,
+    lastReport: readingOf(p),
   };
 }
 
@@ -72,13 +72,13 @@ export function renderWatch(m: FeedMirror, o: WatchViewOptions): string[] {
   pis.sort((a, b) => Number(a.state === v1.PiState.PI_STATE_HEALTHY) - Number(b.state === v1.PiState.PI_STATE_HEALTHY) || a.port - b.port);
   const shown = pis.length > room ? pis.slice(0, room - 1) : pis;
   const rows = shown.map((p) => {
-    const r = p.lastReport;
+    const r = readingOf(p);
     const a = r?.apache;
     return [
       p.name,
       String(p.port),
       piStateName(p.state),
-      r?.load ? r.load.one!.toFixed(2) : "-",
+      r?.load ? r.load.one.toFixed(2) : "-",
       a ? (a.reachable ? `${a.busyWorkers ?? 0}/${a.idleWorkers ?? 0}` : "down") : "-",
       r?.probe ? (r.probe.ok ? `${r.probe.latencyMs ?? 0} ms` : `fail${r.probe.status ? ` ${r.probe.status}` : ""}`) : "-",
       p.lastSeenMs ? age(o.now - p.lastSeenMs) : "never",

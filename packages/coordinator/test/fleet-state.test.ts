@@ -14,13 +14,12 @@ function setup(n = 3) {
   return { fleet, changes, tick: (ms: number) => (now += ms), at: () => now };
 }
 
-const good = (pi: string) =>
-  v1.PiReport.create({ pi, apache: { reachable: true, busyWorkers: 1, idleWorkers: 9 }, probe: { ok: true, status: 200 }, rootfs: { stalled: false } });
+const good = (_pi: string) => v1.PiSample.create({ timeMs: 1, apache: { reachable: true, busyWorkers: 1, idleWorkers: 9 }, probe: { ok: true, status: 200 }, rootfs: { stalled: false } });
 
 describe("fleet state", () => {
   it("moves unknown → healthy → suspect → down with silence, each change an event with its reason", () => {
     const { fleet, changes, tick, at } = setup(1);
-    fleet.report("pi01", good("pi01"), at());
+    fleet.sample("pi01", good("pi01"), at());
     tick(2500);
     fleet.sweep(at());
     tick(600);
@@ -33,9 +32,9 @@ describe("fleet state", () => {
 
   it("a sweep marks only the Pis whose last report is late", () => {
     const { fleet, tick, at } = setup(3);
-    for (const p of ["pi01", "pi02", "pi03"]) fleet.report(p, good(p), at());
+    for (const p of ["pi01", "pi02", "pi03"]) fleet.sample(p, good(p), at());
     tick(1500);
-    fleet.report("pi01", good("pi01"), at()); // pi01 is now the most recent
+    fleet.sample("pi01", good("pi01"), at()); // pi01 is now the most recent
     tick(1000);
     fleet.sweep(at());
     expect([...fleet.pis.values()].map((e) => e.health)).toEqual(["healthy", "suspect", "suspect"]);
@@ -43,14 +42,14 @@ describe("fleet state", () => {
 
   it("a recovery state is shown over the judge's verdict, which keeps being computed, and null hands back", () => {
     const { fleet, changes, tick, at } = setup(1);
-    fleet.report("pi01", good("pi01"), at());
+    fleet.sample("pi01", good("pi01"), at());
     fleet.setRecoveryState("pi01", "power-cycling", "port 1 off", "recovery");
     tick(3500);
     fleet.sweep(at());
     expect(fleet.pis.get("pi01")!.state).toBe("power-cycling");
     expect(fleet.health("pi01")).toBe("down");
     fleet.setRecoveryState("pi01", "booting", "power restored");
-    fleet.report("pi01", good("pi01"), at());
+    fleet.sample("pi01", good("pi01"), at());
     expect(fleet.health("pi01")).toBe("healthy");
     expect(fleet.pis.get("pi01")!.state).toBe("booting");
     fleet.setRecoveryState("pi01", null, "recovered");
@@ -67,18 +66,18 @@ describe("fleet state", () => {
   it("replayed reports are passed on but not judged", () => {
     const { fleet, changes, at } = setup(1);
     const seen: boolean[] = [];
-    fleet.on("report", (_p, r) => seen.push(r.replayed));
-    fleet.report("pi01", v1.PiReport.create({ ...good("pi01"), replayed: true }), at());
+    fleet.on("report", (_p, r) => seen.push(Boolean(r.replayed)));
+    fleet.sample("pi01", v1.PiSample.create({ ...good("pi01"), replayed: true }), at());
     expect(changes).toEqual([]);
     expect(seen).toEqual([true]);
-    expect(fleet.pis.get("pi01")!.lastReport()).toBeNull();
+    expect(fleet.pis.get("pi01")!.lastSample()).toBeNull();
   });
 
   it("keeps per-state counts and the fleet's healthy count as states change", () => {
     const { fleet, at } = setup(3);
     expect(fleet.stateCounts().get(v1.PiState.PI_STATE_UNKNOWN)).toBe(3);
-    fleet.report("pi01", good("pi01"), at());
-    fleet.report("pi02", good("pi02"), at());
+    fleet.sample("pi01", good("pi01"), at());
+    fleet.sample("pi02", good("pi02"), at());
     expect(fleet.fleetStatus.pisHealthy).toBe(2);
     expect(fleet.fleetStatus.pisTotal).toBe(3);
     expect(fleet.stateCounts().get(v1.PiState.PI_STATE_UNKNOWN)).toBe(1);
@@ -86,13 +85,15 @@ describe("fleet state", () => {
 
   it("restores stored state, recovery states included, and round-trips the last report", () => {
     const a = setup(2);
-    a.fleet.report("pi01", good("pi01"), a.at());
+    a.fleet.setFacts("pi01", { memTotalKib: 947_840, interfaces: ["eth0", "eth0.131"] });
+    a.fleet.sample("pi01", good("pi01"), a.at());
     a.fleet.setRecoveryState("pi02", "quarantined", "still down after 3 attempts");
     const rows = [...a.fleet.pis.values()].map((e) => a.fleet.record(e));
     const b = setup(2);
     b.fleet.restore(rows);
     expect(b.fleet.pis.get("pi01")!.state).toBe("healthy");
-    expect(b.fleet.pis.get("pi01")!.lastReport()!.apache!.idleWorkers).toBe(9);
+    expect(b.fleet.pis.get("pi01")!.lastSample()!.apache!.idleWorkers).toBe(9);
+    expect(b.fleet.pis.get("pi01")!.facts!.interfaces).toEqual(["eth0", "eth0.131"]);
     expect(b.fleet.pis.get("pi02")!.state).toBe("quarantined");
     expect(b.fleet.pis.get("pi02")!.override).toBe("quarantined");
     expect(b.fleet.fleetStatus.pisHealthy).toBe(1);
@@ -109,5 +110,16 @@ describe("fleet state", () => {
     expect(fleet.fileserverHealthy()).toBe(false);
     expect(seen).toEqual([true, false]);
     expect(fleet.fleetStatus.fileserverHealthy).toBe(false);
+  });
+
+  it("restores a last report stored before 0.2 (a PiReport) as a sample with its facts", () => {
+    const a = setup(1);
+    const row = a.fleet.record(a.fleet.pis.get("pi01")!);
+    const old = v1.PiReport.encode({ pi: "pi01", timeMs: 5, memTotalBytes: 1024 * 1000, load: { one: 0.5, five: 0.25, fifteen: 0 }, net: [{ interface: "eth0", rxBytes: 9 }], apache: { reachable: true, busyWorkers: 2, idleWorkers: 8, scoreboard: "WW________" } }).finish();
+    const b = setup(1);
+    b.fleet.restore([{ ...row, lastReport: old }]);
+    const r = b.fleet.pis.get("pi01")!.lastReading()!;
+    expect(r).toMatchObject({ timeMs: 5, load: { one: 0.5, five: 0.25, fifteen: 0 }, memTotalBytes: 1024 * 1000, apache: { busyWorkers: 2, idleWorkers: 8, slots: { W: 2, _: 8 } } });
+    expect(b.fleet.pis.get("pi01")!.facts!.interfaces).toEqual(["eth0"]);
   });
 });

@@ -147,7 +147,7 @@ export class Watcher {
   /** Resolves once a report from `pi` newer than `afterMs` reached this watcher. */
   reportAfter(pi: string, afterMs: number, timeoutMs = 5000): Promise<number> {
     return this.until(`a report from ${pi} after ${afterMs}`, () => {
-      const t = this.mirror.pis.get(pi)?.lastReport?.timeMs;
+      const t = this.mirror.pis.get(pi)?.lastSample?.timeMs;
       return typeof t === "number" && t > afterMs ? t : undefined;
     }, timeoutMs);
   }

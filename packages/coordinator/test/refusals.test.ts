@@ -26,14 +26,15 @@ afterAll(async () => {
   await h?.stop();
 });
 
-function helloFrame(identity: string, nonce: Uint8Array, secret: string, role = v1.Role.ROLE_PI): Uint8Array {
-  return encodeEnvelope({ seq: 1, hello: { role, identity, nonce, signature: signHello(agentKeyFromSecret(secret), role, identity, nonce) } });
+function helloFrame(identity: string, nonce: Uint8Array, secret: string, role = v1.Role.ROLE_PI, facts?: v1.AgentFacts.$Properties): Uint8Array {
+  return encodeEnvelope({ seq: 1, hello: { role, identity, nonce, signature: signHello(agentKeyFromSecret(secret), role, identity, nonce), facts } });
 }
 
-async function connectAs(identity: string): Promise<RawClient> {
+async function connectAs(identity: string, facts?: v1.AgentFacts.$Properties): Promise<RawClient> {
   const c = new RawClient(h.coord.url("agent"));
-  c.send(helloFrame(identity, await c.challenge(), h.secrets.get(identity)!));
-  await c.next("helloAck");
+  c.send(helloFrame(identity, await c.challenge(), h.secrets.get(identity)!, v1.Role.ROLE_PI, facts));
+  const ack = await c.next("helloAck");
+  expect(ack.helloAck!.acceptsSamples).toBe(true);
   return c;
 }
 
@@ -167,6 +168,49 @@ describe("the coordinator refuses bad input and keeps serving everyone else", ()
     const d = await connectAs("pi02");
     d.send(encodeEnvelope({ seq: 2, piReport: { pi: "pi01", timeMs: Date.now(), apache: { reachable: false } } }));
     await expectRefused(d, { code: "identity_mismatch", reason: "identity_mismatch", frame: "piReport", subject: "pi02" });
+  });
+
+  it("samples that do not fit their facts, or break the frame's own bounds, each named", async () => {
+    const sample = { timeMs: Date.now(), apache: { reachable: true, busyWorkers: 1, idleWorkers: 9 }, probe: { ok: true, status: 200 } };
+    // no facts in the hello: nothing to read the sample's interface counters with
+    const a = await connectAs("pi02");
+    a.send(encodeEnvelope({ seq: 2, piSample: sample }));
+    await expectRefused(a, { code: "invalid", reason: "invalid_field", frame: "piSample" });
+    expect((await a.next("error")).error!.message).toMatch(/no facts/);
+    // counters for 2 interfaces where the facts name 1
+    const b = await connectAs("pi02", { interfaces: ["eth0"] });
+    b.send(encodeEnvelope({ seq: 2, piSample: { ...sample, net: [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6] } }));
+    await expectRefused(b, { code: "invalid", reason: "invalid_field", frame: "piSample" });
+    expect((await b.next("error")).error!.message).toMatch(/piSample\.net: 12 counters for the 1 interfaces/);
+    // not six counters per interface: refused by the codec before anything reads it
+    const c = await connectAs("pi02", { interfaces: ["eth0"] });
+    c.send(encodeEnvelope({ seq: 2, piSample: { ...sample, net: [1, 2, 3, 4, 5, 6, 7] } }));
+    await expectRefused(c, { code: "invalid", reason: "invalid_field", frame: "piSample" });
+    expect((await c.next("error")).error!.message).toMatch(/^piSample: net: 7 counters is not 6 per interface/);
+    // facts naming a bad interface, in the hello
+    const d = new RawClient(h.coord.url("agent"));
+    d.send(helloFrame("pi02", await d.challenge(), h.secrets.get("pi02")!, v1.Role.ROLE_PI, { interfaces: ["eth0", "a b"] }));
+    await expectRefused(d, { code: "invalid", reason: "invalid_field", frame: "hello" });
+    expect((await d.next("error")).error!.message).toMatch(/facts\.interfaces\[1\]/);
+  });
+
+  it("an agent from before 0.2 (PiReport, no facts) is still served: its reports are converted", async () => {
+    const old = new SimFleet({ url: h.coord.url("agent"), agents: [{ identity: "pi04", secret: h.secrets.get("pi04")! }], intervalMs: INTERVAL, format: "report" });
+    await old.start();
+    try {
+      await watcher.until("pi04 healthy", () => watcher.state("pi04") === "PI_STATE_HEALTHY");
+      const after = Date.now();
+      await watcher.reportAfter("pi04", after, 3000);
+      const s = watcher.mirror.pis.get("pi04")!;
+      expect(s.facts!.interfaces).toEqual(["eth0", "eth0.131", "eth0.2"]);
+      expect(s.facts!.agentVersion).toBe("sim");
+      // the second report on onward carries counter increases over the interval
+      expect(s.lastSample!.net!.length).toBe(18);
+      expect(s.lastSample!.spanMs).toBeGreaterThan(0);
+      expect(s.lastSample!.apache!.slots![0]).toBe(7);
+    } finally {
+      await old.stop();
+    }
   });
 
   it("a replayed hello (captured from another connection)", async () => {

@@ -10,18 +10,18 @@ function mirrorOf(pis: v1.PiStatus.$Properties[], events: v1.FleetEvent.$Propert
   return m;
 }
 
-const report = (load: number, busy: number, idle: number, probeMs: number): v1.PiReport.$Properties => ({
-  pi: "x",
+const sample = (load: number, busy: number, idle: number, probeMs: number): v1.PiSample.$Properties => ({
   timeMs: NOW - 400,
-  load: { one: load },
-  apache: { reachable: true, busyWorkers: busy, idleWorkers: idle },
+  spanMs: 1000,
+  load: [Math.round(load * 100), 0, 0],
+  apache: { reachable: true, busyWorkers: busy, idleWorkers: idle, accesses: 31 },
   probe: { ok: true, status: 200, latencyMs: probeMs },
 });
 
 describe("pifleet watch screen", () => {
   const pis: v1.PiStatus.$Properties[] = [
-    { name: "pi01", port: 1, state: v1.PiState.PI_STATE_HEALTHY, connected: true, lastSeenMs: NOW - 400, reason: "reporting", lastReport: report(0.42, 3, 7, 6) },
-    { name: "pi02", port: 2, state: v1.PiState.PI_STATE_DOWN, connected: false, lastSeenMs: NOW - 95_000, reason: "no report for 3 s", lastReport: report(0.1, 1, 9, 5) },
+    { name: "pi01", port: 1, state: v1.PiState.PI_STATE_HEALTHY, connected: true, lastSeenMs: NOW - 400, reason: "reporting", lastSample: sample(0.42, 3, 7, 6) },
+    { name: "pi02", port: 2, state: v1.PiState.PI_STATE_DOWN, connected: false, lastSeenMs: NOW - 95_000, reason: "no report for 3 s", lastSample: sample(0.1, 1, 9, 5), facts: { memTotalKib: 947_840, interfaces: ["eth0"] } },
     { name: "pi03", port: 3, state: v1.PiState.PI_STATE_POWER_CYCLING, connected: false, reason: "port 3 off" },
   ];
 
@@ -63,7 +63,8 @@ describe("pifleet watch screen", () => {
     expect(m.complete).toBe(true);
     const j = piStatusJson(m.pis.get("pi02")!);
     expect(j).toMatchObject({ name: "pi02", port: 2, state: "healthy", connected: true });
-    expect((j.lastReport as { apache: { idleWorkers: number } }).apache.idleWorkers).toBe(9);
+    expect((j.lastReport as { apache: { idleWorkers: number; requestsPerSec: number } }).apache).toMatchObject({ idleWorkers: 9, requestsPerSec: 31 });
+    expect((j.lastReport as { load: { one: number }; memTotalBytes: number })).toMatchObject({ load: { one: 0.1 }, memTotalBytes: 947_840 * 1024 });
   });
 
   it("shows a Pi refused for its credentials as such, coloured, with why and what a person does", () => {

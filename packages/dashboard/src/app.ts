@@ -1,5 +1,6 @@
 // The dashboard: one page, no framework, fed by the coordinator's /feed WebSocket (protobuf frames).
 import { decodeEnvelope, encodeEnvelope, piStateName, v1 } from "@pifleet/proto/codec";
+import { readingOf } from "@pifleet/proto/sample";
 
 interface Tile {
   el: HTMLElement;
@@ -142,11 +143,11 @@ function upsert(p: v1.PiStatus): void {
     tile = { el, history: [] };
     tiles.set(p.name, tile);
   }
-  const prevTime = tile.status?.lastReport?.timeMs;
+  const prevTime = tile.status?.lastSample?.timeMs;
   tile.status = p;
-  const r = p.lastReport as v1.PiReport | null | undefined;
+  const r = readingOf(p);
   if (r && r.timeMs !== prevTime && r.load) {
-    tile.history.push(r.load.one ?? 0);
+    tile.history.push(r.load.one);
     if (tile.history.length > HISTORY) tile.history.shift();
   }
   const state = piStateName(p.state);
@@ -167,8 +168,8 @@ function upsert(p: v1.PiStatus): void {
  * during a recovery) and what is wrong; the tooltip and the detail panel give the full reason.
  */
 function tileLine(p: v1.PiStatus): string {
-  const r = p.lastReport as v1.PiReport | null | undefined;
-  const load = r?.load ? `ld ${short(r.load.one ?? 0)}` : "";
+  const r = readingOf(p);
+  const load = r?.load ? `ld ${short(r.load.one)}` : "";
   if (piStateName(p.state) === "healthy") {
     if (!r) return "no report";
     const ms = r.probe?.ok ? Number(r.probe.latencyMs ?? 0) : undefined;
@@ -183,6 +184,12 @@ function tileLine(p: v1.PiStatus): string {
   else if (r.apache && !r.apache.reachable) what = "www ✗";
   else if (r.probe && !r.probe.ok) what = "http ✗";
   return `${age}${what}`;
+}
+
+/** Bytes over a span as a rate: "1.2 MB/s". */
+function rate(bytes: number, spanMs: number): string {
+  const perSec = (bytes * 1000) / spanMs;
+  return perSec >= 1e6 ? `${(perSec / 1e6).toFixed(1)} MB/s` : `${(perSec / 1e3).toFixed(0)} kB/s`;
 }
 
 /** Three significant figures at most: 0.42, 8.94, 26.8, 113. */
@@ -214,7 +221,7 @@ function renderDetail(): void {
   const t = selected ? tiles.get(selected) : undefined;
   if (!t?.status) return;
   const p = t.status;
-  const r = p.lastReport as v1.PiReport | null | undefined;
+  const r = readingOf(p);
   $("#detail-title").textContent = `${p.name} (port ${p.port})`;
   const rows: [string, string][] = [
     ["state", `${piStateName(p.state)}${p.held ? " (held by operator)" : ""}`],
@@ -222,13 +229,15 @@ function renderDetail(): void {
     ["since", p.stateSinceMs ? new Date(p.stateSinceMs).toLocaleTimeString() : "–"],
     ["last seen", p.lastSeenMs ? `${((Date.now() - p.lastSeenMs) / 1000).toFixed(1)} s ago` : "never"],
     ["attempts", String(p.attempts)],
-    ["load", r?.load ? `${r.load.one?.toFixed(2)} ${r.load.five?.toFixed(2)} ${r.load.fifteen?.toFixed(2)}` : "–"],
-    ["cpu", r ? `${(r.cpuPercent ?? 0).toFixed(1)} %` : "–"],
+    ["load", r?.load ? `${r.load.one.toFixed(2)} ${r.load.five.toFixed(2)} ${r.load.fifteen.toFixed(2)}` : "–"],
+    ["cpu", r?.cpuPercent != null ? `${r.cpuPercent.toFixed(1)} %` : "–"],
     ["memory", r?.memTotalBytes ? `${(((r.memTotalBytes - (r.memAvailableBytes ?? 0)) / r.memTotalBytes) * 100).toFixed(0)} % used` : "–"],
     ["temperature", r?.temperatureC != null ? `${r.temperatureC.toFixed(1)} °C` : "–"],
-    ["apache", r?.apache ? (r.apache.reachable ? `${r.apache.busyWorkers} busy / ${r.apache.idleWorkers} idle, ${(r.apache.requestsPerSec ?? 0).toFixed(2)} req/s` : `unreachable: ${r.apache.error}`) : "–"],
+    ["apache", r?.apache ? (r.apache.reachable ? `${r.apache.busyWorkers} busy / ${r.apache.idleWorkers} idle${r.apache.requestsPerSec != null ? `, ${r.apache.requestsPerSec.toFixed(2)} req/s` : ""}` : `unreachable: ${r.apache.error}`) : "–"],
     ["probe", r?.probe ? (r.probe.ok ? `HTTP ${r.probe.status} in ${r.probe.latencyMs} ms` : `failed: ${r.probe.error || r.probe.status}`) : "–"],
     ["root fs", r?.rootfs ? (r.rootfs.stalled ? "STALLED" : `${r.rootfs.latencyMs} ms`) : "–"],
+    ["network", r?.net.length && r.spanMs ? r.net.map((n) => `${n.interface} ↓${rate(n.rxBytes, r.spanMs)} ↑${rate(n.txBytes, r.spanMs)}`).join(", ") : "–"],
+    ["agent", r?.agentVersion ? `${r.agentVersion} (Node ${r.nodeVersion}, ${r.arch})` : "–"],
   ];
   const dl = $("#detail-body");
   dl.replaceChildren();

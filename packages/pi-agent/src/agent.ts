@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { EventEmitter } from "node:events";
 import type { Logger, Notifier } from "@pifleet/core";
-import { FleetClient, v1 } from "@pifleet/proto";
+import { FleetClient, SampleEncoder, v1 } from "@pifleet/proto";
 import type { AgentConfig } from "./config.js";
 import { createCollectors, type EnabledCollector } from "./collectors/registry.js";
 import { ReportBuilder } from "./report-builder.js";
@@ -31,7 +31,8 @@ export interface PiAgentOptions {
 }
 
 export interface PiAgentEvents {
-  report: [report: v1.PiReport.$Properties, sent: boolean];
+  /** Every reading, with the sample it went out as (null when sent as a PiReport to a coordinator before 0.2). */
+  report: [report: v1.PiReport.$Properties, sent: boolean, sample: v1.PiSample.$Properties | null];
   command: [command: v1.Command.$Properties, result: v1.CommandResult.$Properties];
 }
 
@@ -39,7 +40,8 @@ export interface PiAgentEvents {
 const STUCK_INTERVALS = 3;
 
 /**
- * The daemon on each Pi: every interval it builds a PiReport from its collectors and sends it to
+ * The daemon on each Pi: every interval it builds a reading (PiReport's absolute figures) from its
+ * collectors and sends it as a compact PiSample (its static facts went in the hello) to
  * the coordinator over FleetClient (which reconnects with jittered back-off and queues reports
  * while disconnected; queued reports are marked `replayed`). It runs the coordinator's commands
  * and keeps systemd informed: READY=1 after the first report, WATCHDOG=1 while the loop ticks.
@@ -47,6 +49,11 @@ const STUCK_INTERVALS = 3;
 export class PiAgent extends EventEmitter<PiAgentEvents> {
   readonly client: FleetClient;
   private readonly builder: ReportBuilder;
+  /** Every reading goes through it, so the counter increases of consecutive samples add up. */
+  private readonly encoder = new SampleEncoder({ agentVersion: `pi-agent/${AGENT_VERSION}`, nodeVersion: process.version, arch: process.arch });
+  private connectedOnce = false;
+  /** The facts the coordinator was last given (in a hello or a facts frame). */
+  private sentFacts: v1.AgentFacts.$Properties | undefined;
   private readonly commands: CommandRunner;
   private readonly notifier: Notifier;
   private readonly log?: Logger;
@@ -77,6 +84,7 @@ export class PiAgent extends EventEmitter<PiAgentEvents> {
       maxQueue: config.queue,
       ca: opts.ca,
       agentVersion: `pi-agent/${AGENT_VERSION}`,
+      facts: () => (this.sentFacts = this.encoder.facts),
       logger: opts.logger,
     });
     this.client.on("ready", (ack) => this.onReady(ack));
@@ -124,11 +132,26 @@ export class PiAgent extends EventEmitter<PiAgentEvents> {
       const report = await this.builder.build();
       this.lastTickAt = performance.now();
       this.reports++;
-      // The client keeps this very object when it cannot send now; it goes out after a reconnect.
-      const sent = this.client.send({ piReport: report });
-      if (!sent) report.replayed = true;
+      const { sample } = this.encoder.encode(report);
+      // Until a coordinator has answered, assume one that takes samples; one before 0.2 gets PiReports.
+      const samples = !this.connectedOnce || this.client.acceptsSamples;
+      let sent: boolean;
+      // The client keeps the very object it cannot send now; it goes out after a reconnect, marked replayed.
+      if (samples) {
+        // The sample is read with the facts the coordinator has: new ones go first. (The hello of a
+        // connection made before the first reading carried facts without interfaces; facts that
+        // change while disconnected go in the next hello.)
+        if (this.client.ready && this.encoder.facts !== this.sentFacts) {
+          if (this.client.send({ facts: this.encoder.facts }, false)) this.sentFacts = this.encoder.facts;
+        }
+        sent = this.client.send({ piSample: sample });
+        if (!sent) sample.replayed = true;
+      } else {
+        sent = this.client.send({ piReport: report });
+        if (!sent) report.replayed = true;
+      }
       if (this.reports === 1) void this.notifier.ready(`reporting every ${this.intervalMs} ms`);
-      this.emit("report", report, sent);
+      this.emit("report", report, sent, samples ? sample : null);
     } catch (err) {
       this.log?.error({ err: (err as Error).message }, "report failed");
     } finally {
@@ -142,6 +165,8 @@ export class PiAgent extends EventEmitter<PiAgentEvents> {
   }
 
   private onReady(ack: v1.HelloAck): void {
+    this.connectedOnce = true;
+    if (!ack.acceptsSamples) this.log?.warn("the coordinator predates pifleet 0.2: sending full PiReports (about 4× the bytes)");
     this.log?.info({ session: ack.sessionId, queued: this.client.queued }, "connected to the coordinator");
     void this.notifier.status(`connected; reporting every ${this.intervalMs} ms`);
     // The coordinator judges a Pi by the interval it expects; follow it when it names one.

@@ -53,8 +53,12 @@ describe("pi agent ↔ coordinator", () => {
     // ~200 ms apart (generous room: the test machine's two cores are shared).
     const gaps = times.slice(1).map((t, i) => t - times[i]);
     expect(Math.max(...gaps)).toBeLessThan(1000);
-    const r = c.reports.at(-1)!.report;
-    expect(r.pi).toBe("pi1");
+    const last = c.reports.at(-1)!;
+    expect(last.identity).toBe("pi1");
+    // A compact sample, read with the facts the hello carried.
+    expect(last.sample).not.toBeNull();
+    expect(last.report).toBeNull();
+    const r = last.reading;
     expect(r.replayed).toBe(false);
     expect(r.load).toMatchObject({ one: 0.52, five: 0.58, fifteen: 0.59 });
     expect(Number(r.memTotalBytes)).toBe(949448 * 1024);
@@ -66,6 +70,33 @@ describe("pi agent ↔ coordinator", () => {
     expect(r.apache).toBeFalsy();
     expect(r.probe).toBeFalsy();
     expect(versions[0]).toMatch(/^pi-agent\//);
+  });
+
+  it("sends facts once in the hello and samples after; a coordinator before 0.2 gets full PiReports instead", async () => {
+    const dir = tempDir("pi-agent-");
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const c = await coordinator();
+    const a = agent(config(c.url, dir));
+    a.start();
+    await waitFor("3 reports", () => c.reports.length >= 3, 5000);
+    const facts = c.facts.get("pi1")!;
+    expect(facts).toMatchObject({ memTotalKib: 949448, interfaces: ["eth0", "eth0.131"], nodeVersion: process.version, arch: process.arch });
+    expect(facts.agentVersion).toMatch(/^pi-agent\//);
+    // The fixture's counters do not move: from the second sample on, each carries zero increases.
+    const s = c.reports.at(-1)!.sample!;
+    expect(s.net).toEqual(new Array(12).fill(0));
+    expect(s.spanMs).toBeGreaterThan(0);
+    expect(s.load).toEqual([52, 58, 59]);
+    await a.stop();
+
+    const old = await coordinator({ acceptsSamples: false });
+    const b = agent(config(old.url, dir));
+    b.start();
+    await waitFor("2 reports", () => old.reports.length >= 2, 5000);
+    await waitFor("a report after the HelloAck", () => old.reports.some((r) => r.report !== null), 5000);
+    const legacy = old.reports.filter((r) => r.report !== null).at(-1)!.report!;
+    expect(legacy.pi).toBe("pi1");
+    expect(legacy.net.map((n) => n.interface)).toEqual(["eth0", "eth0.131"]);
   });
 
   it("queues reports while the coordinator is away and replays them, marked, on reconnect; the queue is bounded", async () => {
@@ -83,16 +114,16 @@ describe("pi agent ↔ coordinator", () => {
     await waitFor("6 reports built during the outage", () => local.length >= outageStart + 6 && local.slice(outageStart).filter((l) => !l.sent).length >= 6, 5000);
     const before = c.reports.length;
     await c.start();
-    await waitFor("replayed and live reports", () => c.reports.slice(before).some((r) => !r.report.replayed), 20_000);
+    await waitFor("replayed and live reports", () => c.reports.slice(before).some((r) => !r.reading.replayed), 20_000);
 
     const after = c.reports.slice(before);
-    const replayed = after.filter((r) => r.report.replayed);
+    const replayed = after.filter((r) => r.reading.replayed);
     // Only the newest 3 of the unsent reports survive the bounded queue, oldest first.
     expect(replayed).toHaveLength(3);
     const unsent = local.filter((l) => !l.sent).map((l) => l.time);
-    expect(replayed.map((r) => Number(r.report.timeMs))).toEqual(unsent.slice(-3));
+    expect(replayed.map((r) => Number(r.reading.timeMs))).toEqual(unsent.slice(-3));
     // Replays arrive before anything live from the new connection.
-    expect(after.findIndex((r) => !r.report.replayed)).toBe(3);
+    expect(after.findIndex((r) => !r.reading.replayed)).toBe(3);
     expect(a.client.dropped).toBeGreaterThanOrEqual(3);
   });
 
@@ -203,9 +234,9 @@ describe("report deadlines and systemd", () => {
     });
     a.start();
     await waitFor("6 reports", () => c.reports.length >= 6, 5000);
-    expect(c.reports.every((r) => Number(r.report.uptimeS) === 42)).toBe(true);
+    expect(c.reports.every((r) => Number(r.reading.uptimeS) === 42)).toBe(true);
     // Each report arrived about the deadline plus grace (150 ms) after its tick began.
-    const delays = c.reports.map((r) => r.at - Number(r.report.timeMs));
+    const delays = c.reports.map((r) => r.at - Number(r.reading.timeMs));
     expect(Math.max(...delays)).toBeLessThan(700);
     expect(calls).toBe(1);
     await waitFor("READY=1", () => notify.messages.some((m) => m.split("\n").includes("READY=1")), 2000);

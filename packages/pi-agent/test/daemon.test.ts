@@ -53,8 +53,8 @@ describe("pi-agent daemon (dist/main.js)", () => {
     expect(c.remotes.get("pi1")).toBe("127.0.0.2");
     // A collector past its deadline leaves its fields out of that one report (a loaded CI machine
     // can make the very first read slow), so look for the fixture's figures in any early report.
-    expect(c.reports[0].report.pi).toBe("pi1");
-    expect(c.reports.some((r) => r.report.load?.one === 0.52)).toBe(true);
+    expect(c.reports[0].identity).toBe("pi1");
+    expect(c.reports.some((r) => r.reading.load?.one === 0.52)).toBe(true);
     const ready = notify.messages.findIndex((m) => m.split("\n").includes("READY=1"));
     expect(ready).toBeGreaterThanOrEqual(0);
 
@@ -73,7 +73,7 @@ describe("pi-agent daemon (dist/main.js)", () => {
     const { c, file } = await setup({ collectors: { apache: false, probe: false, rootfs: { path: path.join(hung.dir, "root"), deadlineMs: 100 } } });
     const agent = runAgent(["--config", file]);
     await waitFor("5 reports", () => c.reports.length >= 5, 15_000);
-    const reports = c.reports.map((r) => r.report);
+    const reports = c.reports.map((r) => r.reading);
     expect(reports.every((r) => r.rootfs?.stalled === true)).toBe(true);
     // One stat outstanding for the whole run, its age growing report after report.
     expect(Number(reports.at(-1)!.rootfs!.latencyMs)).toBeGreaterThan(Number(reports[0].rootfs!.latencyMs) + 3 * 250);

@@ -129,3 +129,53 @@ describe("probe collector", () => {
     expect(part.probe).toMatchObject({ ok: false, error: "no answer within 150 ms" });
   });
 });
+
+describe("the HTTP connection", () => {
+  it("is kept alive and shared: server-status and the probe, report after report, over one connection", async () => {
+    const srv = createServer((req, res) => res.end(req.url === "/server-status?auto" ? STATUS : "hello"));
+    let connections = 0;
+    srv.on("connection", () => connections++);
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+    try {
+      const apache = new ApacheCollector(`${url}/server-status?auto`, 500);
+      const probe = new ProbeCollector(`${url}/`, 500);
+      for (let i = 0; i < 5; i++) {
+        const [a, p] = await Promise.all([collectWithDeadline(apache, 500), collectWithDeadline(probe, 500)]);
+        expect(a.part.apache!.reachable).toBe(true);
+        expect(p.part.probe!.ok).toBe(true);
+      }
+      expect(connections).toBe(1);
+    } finally {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
+    }
+  });
+
+  it("a server that closed the idle connection is asked again on a new one, not reported down", async () => {
+    // The race a kept-alive client meets: the server drops an idle connection just as the next
+    // request goes out on it. Here each connection answers once and is cut at its second request.
+    const perSocket = new WeakMap<object, number>();
+    let connections = 0;
+    const srv = createServer((req, res) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      if (n > 1) return req.socket.destroy();
+      res.end("hello");
+    });
+    srv.on("connection", () => connections++);
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/`;
+    try {
+      const probe = new ProbeCollector(url, 500);
+      for (let i = 0; i < 5; i++) {
+        const { part } = await collectWithDeadline(probe, 500);
+        expect(part.probe, `request ${i}`).toMatchObject({ ok: true, status: 200 });
+      }
+      expect(connections).toBe(5);
+    } finally {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
+    }
+  });
+});

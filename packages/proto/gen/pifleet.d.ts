@@ -69,8 +69,14 @@ export namespace pifleet {
             /** Envelope operatorReply. */
             operatorReply?: (pifleet.v1.OperatorReply.$Properties|null);
 
+            /** Envelope piSample. */
+            piSample?: (pifleet.v1.PiSample.$Properties|null);
+
+            /** Envelope facts. */
+            facts?: (pifleet.v1.AgentFacts.$Properties|null);
+
             /** Envelope body. */
-            body?: ("challenge"|"hello"|"helloAck"|"error"|"piReport"|"fileserverReport"|"command"|"commandResult"|"snapshot"|"delta"|"operatorRequest"|"operatorReply");
+            body?: ("challenge"|"hello"|"helloAck"|"error"|"piReport"|"fileserverReport"|"command"|"commandResult"|"snapshot"|"delta"|"operatorRequest"|"operatorReply"|"piSample"|"facts");
 
             /**
              * Creates a new Envelope instance using the specified properties.
@@ -198,8 +204,14 @@ export namespace pifleet {
                 /** Envelope operatorReply */
                 operatorReply?: (pifleet.v1.OperatorReply.$Properties|null);
 
+                /** Envelope piSample */
+                piSample?: (pifleet.v1.PiSample.$Properties|null);
+
+                /** Envelope facts */
+                facts?: (pifleet.v1.AgentFacts.$Properties|null);
+
                 /** Envelope body */
-                body?: ("challenge"|"hello"|"helloAck"|"error"|"piReport"|"fileserverReport"|"command"|"commandResult"|"snapshot"|"delta"|"operatorRequest"|"operatorReply");
+                body?: ("challenge"|"hello"|"helloAck"|"error"|"piReport"|"fileserverReport"|"command"|"commandResult"|"snapshot"|"delta"|"operatorRequest"|"operatorReply"|"piSample"|"facts");
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -221,9 +233,11 @@ export namespace pifleet {
               delta?: pifleet.v1.FeedDelta.$Shape|null;
               operatorRequest?: pifleet.v1.OperatorRequest.$Shape|null;
               operatorReply?: pifleet.v1.OperatorReply.$Shape|null;
+              piSample?: pifleet.v1.PiSample.$Shape|null;
+              facts?: pifleet.v1.AgentFacts.$Shape|null;
               $unknowns?: Uint8Array[];
             } & (
-              ({ body?: undefined; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "challenge"; challenge: pifleet.v1.Challenge.$Shape; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "hello"; challenge?: null; hello: pifleet.v1.Hello.$Shape; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "helloAck"; challenge?: null; hello?: null; helloAck: pifleet.v1.HelloAck.$Shape; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "error"; challenge?: null; hello?: null; helloAck?: null; error: pifleet.v1.ErrorFrame.$Shape; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "piReport"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport: pifleet.v1.PiReport.$Shape; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "fileserverReport"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport: pifleet.v1.FileserverReport.$Shape; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "command"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command: pifleet.v1.Command.$Shape; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "commandResult"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult: pifleet.v1.CommandResult.$Shape; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "snapshot"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot: pifleet.v1.FeedSnapshot.$Shape; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "delta"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta: pifleet.v1.FeedDelta.$Shape; operatorRequest?: null; operatorReply?: null }|{ body?: "operatorRequest"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest: pifleet.v1.OperatorRequest.$Shape; operatorReply?: null }|{ body?: "operatorReply"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply: pifleet.v1.OperatorReply.$Shape })
+              ({ body?: undefined; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "challenge"; challenge: pifleet.v1.Challenge.$Shape; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "hello"; challenge?: null; hello: pifleet.v1.Hello.$Shape; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "helloAck"; challenge?: null; hello?: null; helloAck: pifleet.v1.HelloAck.$Shape; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "error"; challenge?: null; hello?: null; helloAck?: null; error: pifleet.v1.ErrorFrame.$Shape; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "piReport"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport: pifleet.v1.PiReport.$Shape; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "fileserverReport"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport: pifleet.v1.FileserverReport.$Shape; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "command"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command: pifleet.v1.Command.$Shape; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "commandResult"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult: pifleet.v1.CommandResult.$Shape; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "snapshot"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot: pifleet.v1.FeedSnapshot.$Shape; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "delta"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta: pifleet.v1.FeedDelta.$Shape; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "operatorRequest"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest: pifleet.v1.OperatorRequest.$Shape; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "operatorReply"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply: pifleet.v1.OperatorReply.$Shape; piSample?: null; facts?: null }|{ body?: "piSample"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample: pifleet.v1.PiSample.$Shape; facts?: null }|{ body?: "facts"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts: pifleet.v1.AgentFacts.$Shape })
             );
         }
 
@@ -406,6 +420,9 @@ export namespace pifleet {
             /** Hello agentVersion. */
             agentVersion: string;
 
+            /** Hello facts. */
+            facts?: (pifleet.v1.AgentFacts.$Properties|null);
+
             /**
              * Creates a new Hello instance using the specified properties.
              * @param [properties] Properties to set
@@ -508,6 +525,9 @@ export namespace pifleet {
                 /** Hello agentVersion */
                 agentVersion?: (string|null);
 
+                /** Hello facts */
+                facts?: (pifleet.v1.AgentFacts.$Properties|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -540,6 +560,9 @@ export namespace pifleet {
 
             /** HelloAck reportIntervalMs. */
             reportIntervalMs: number;
+
+            /** HelloAck acceptsSamples. */
+            acceptsSamples: boolean;
 
             /**
              * Creates a new HelloAck instance using the specified properties.
@@ -631,12 +654,498 @@ export namespace pifleet {
                 /** HelloAck reportIntervalMs */
                 reportIntervalMs?: (number|null);
 
+                /** HelloAck acceptsSamples */
+                acceptsSamples?: (boolean|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
 
             /** Shape of a HelloAck. */
             type $Shape = pifleet.v1.HelloAck.$Properties;
+        }
+
+        /**
+         * Properties of an AgentFacts.
+         * @deprecated Use pifleet.v1.AgentFacts.$Properties instead.
+         */
+        interface IAgentFacts extends pifleet.v1.AgentFacts.$Properties {
+        }
+
+        /** Represents an AgentFacts. */
+        class AgentFacts {
+
+            /**
+             * Constructs a new AgentFacts.
+             * @param [p] Properties to set
+             */
+            constructor(p?: pifleet.v1.AgentFacts.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** AgentFacts memTotalKib. */
+            memTotalKib: number;
+
+            /** AgentFacts interfaces. */
+            interfaces: string[];
+
+            /** AgentFacts scoreboardSlots. */
+            scoreboardSlots: number;
+
+            /** AgentFacts agentVersion. */
+            agentVersion: string;
+
+            /** AgentFacts nodeVersion. */
+            nodeVersion: string;
+
+            /** AgentFacts arch. */
+            arch: string;
+
+            /**
+             * Creates a new AgentFacts instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns AgentFacts instance
+             */
+            static create(properties: pifleet.v1.AgentFacts.$Shape): pifleet.v1.AgentFacts & pifleet.v1.AgentFacts.$Shape;
+            static create(properties?: pifleet.v1.AgentFacts.$Properties): pifleet.v1.AgentFacts;
+
+            /**
+             * Encodes the specified AgentFacts message. Does not implicitly {@link pifleet.v1.AgentFacts.verify|verify} messages.
+             * @param m AgentFacts message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: pifleet.v1.AgentFacts.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified AgentFacts message, length delimited. Does not implicitly {@link pifleet.v1.AgentFacts.verify|verify} messages.
+             * @param message AgentFacts message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: pifleet.v1.AgentFacts.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an AgentFacts message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {pifleet.v1.AgentFacts & pifleet.v1.AgentFacts.$Shape} AgentFacts
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): pifleet.v1.AgentFacts & pifleet.v1.AgentFacts.$Shape;
+
+            /**
+             * Decodes an AgentFacts message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {pifleet.v1.AgentFacts & pifleet.v1.AgentFacts.$Shape} AgentFacts
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): pifleet.v1.AgentFacts & pifleet.v1.AgentFacts.$Shape;
+
+            /**
+             * Verifies an AgentFacts message.
+             * @param m Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(m: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates an AgentFacts message from a plain object. Also converts values to their respective internal types.
+             * @param d Plain object
+             * @returns AgentFacts
+             */
+            static fromObject(d: { [k: string]: any }): pifleet.v1.AgentFacts;
+
+            /**
+             * Creates a plain object from an AgentFacts message. Also converts values to other types if specified.
+             * @param m AgentFacts
+             * @param [o] Conversion options
+             * @returns Plain object
+             */
+            static toObject(m: pifleet.v1.AgentFacts, o?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this AgentFacts to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for AgentFacts
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace AgentFacts {
+
+            /** Properties of an AgentFacts. */
+            interface $Properties {
+
+                /** AgentFacts memTotalKib */
+                memTotalKib?: (number|null);
+
+                /** AgentFacts interfaces */
+                interfaces?: (string[]|null);
+
+                /** AgentFacts scoreboardSlots */
+                scoreboardSlots?: (number|null);
+
+                /** AgentFacts agentVersion */
+                agentVersion?: (string|null);
+
+                /** AgentFacts nodeVersion */
+                nodeVersion?: (string|null);
+
+                /** AgentFacts arch */
+                arch?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an AgentFacts. */
+            type $Shape = pifleet.v1.AgentFacts.$Properties;
+        }
+
+        /**
+         * Properties of a PiSample.
+         * @deprecated Use pifleet.v1.PiSample.$Properties instead.
+         */
+        interface IPiSample extends pifleet.v1.PiSample.$Properties {
+        }
+
+        /** Represents a PiSample. */
+        class PiSample {
+
+            /**
+             * Constructs a new PiSample.
+             * @param [p] Properties to set
+             */
+            constructor(p?: pifleet.v1.PiSample.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** PiSample timeMs. */
+            timeMs: number;
+
+            /** PiSample spanMs. */
+            spanMs: number;
+
+            /** PiSample load. */
+            load: number[];
+
+            /** PiSample cpuPermille. */
+            cpuPermille?: (number|null);
+
+            /** PiSample memAvailableKib. */
+            memAvailableKib?: (number|null);
+
+            /** PiSample temperatureMc. */
+            temperatureMc?: (number|null);
+
+            /** PiSample uptimeS. */
+            uptimeS?: (number|null);
+
+            /** PiSample net. */
+            net: number[];
+
+            /** PiSample rootfs. */
+            rootfs?: (pifleet.v1.RootFsHealth.$Properties|null);
+
+            /** PiSample apache. */
+            apache?: (pifleet.v1.ApacheSample.$Properties|null);
+
+            /** PiSample probe. */
+            probe?: (pifleet.v1.HttpProbe.$Properties|null);
+
+            /** PiSample replayed. */
+            replayed: boolean;
+
+            /**
+             * Creates a new PiSample instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns PiSample instance
+             */
+            static create(properties: pifleet.v1.PiSample.$Shape): pifleet.v1.PiSample & pifleet.v1.PiSample.$Shape;
+            static create(properties?: pifleet.v1.PiSample.$Properties): pifleet.v1.PiSample;
+
+            /**
+             * Encodes the specified PiSample message. Does not implicitly {@link pifleet.v1.PiSample.verify|verify} messages.
+             * @param m PiSample message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: pifleet.v1.PiSample.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified PiSample message, length delimited. Does not implicitly {@link pifleet.v1.PiSample.verify|verify} messages.
+             * @param message PiSample message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: pifleet.v1.PiSample.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a PiSample message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {pifleet.v1.PiSample & pifleet.v1.PiSample.$Shape} PiSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): pifleet.v1.PiSample & pifleet.v1.PiSample.$Shape;
+
+            /**
+             * Decodes a PiSample message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {pifleet.v1.PiSample & pifleet.v1.PiSample.$Shape} PiSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): pifleet.v1.PiSample & pifleet.v1.PiSample.$Shape;
+
+            /**
+             * Verifies a PiSample message.
+             * @param m Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(m: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a PiSample message from a plain object. Also converts values to their respective internal types.
+             * @param d Plain object
+             * @returns PiSample
+             */
+            static fromObject(d: { [k: string]: any }): pifleet.v1.PiSample;
+
+            /**
+             * Creates a plain object from a PiSample message. Also converts values to other types if specified.
+             * @param m PiSample
+             * @param [o] Conversion options
+             * @returns Plain object
+             */
+            static toObject(m: pifleet.v1.PiSample, o?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this PiSample to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for PiSample
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace PiSample {
+
+            /** Properties of a PiSample. */
+            interface $Properties {
+
+                /** PiSample timeMs */
+                timeMs?: (number|null);
+
+                /** PiSample spanMs */
+                spanMs?: (number|null);
+
+                /** PiSample load */
+                load?: (number[]|null);
+
+                /** PiSample cpuPermille */
+                cpuPermille?: (number|null);
+
+                /** PiSample memAvailableKib */
+                memAvailableKib?: (number|null);
+
+                /** PiSample temperatureMc */
+                temperatureMc?: (number|null);
+
+                /** PiSample uptimeS */
+                uptimeS?: (number|null);
+
+                /** PiSample net */
+                net?: (number[]|null);
+
+                /** PiSample rootfs */
+                rootfs?: (pifleet.v1.RootFsHealth.$Properties|null);
+
+                /** PiSample apache */
+                apache?: (pifleet.v1.ApacheSample.$Properties|null);
+
+                /** PiSample probe */
+                probe?: (pifleet.v1.HttpProbe.$Properties|null);
+
+                /** PiSample replayed */
+                replayed?: (boolean|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a PiSample. */
+            type $Shape = pifleet.v1.PiSample.$Properties;
+        }
+
+        /**
+         * Properties of an ApacheSample.
+         * @deprecated Use pifleet.v1.ApacheSample.$Properties instead.
+         */
+        interface IApacheSample extends pifleet.v1.ApacheSample.$Properties {
+        }
+
+        /** Represents an ApacheSample. */
+        class ApacheSample {
+
+            /**
+             * Constructs a new ApacheSample.
+             * @param [p] Properties to set
+             */
+            constructor(p?: pifleet.v1.ApacheSample.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** ApacheSample reachable. */
+            reachable: boolean;
+
+            /** ApacheSample error. */
+            error: string;
+
+            /** ApacheSample busyWorkers. */
+            busyWorkers: number;
+
+            /** ApacheSample idleWorkers. */
+            idleWorkers: number;
+
+            /** ApacheSample accesses. */
+            accesses: number;
+
+            /** ApacheSample slots. */
+            slots: number[];
+
+            /** ApacheSample uptimeS. */
+            uptimeS: number;
+
+            /**
+             * Creates a new ApacheSample instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns ApacheSample instance
+             */
+            static create(properties: pifleet.v1.ApacheSample.$Shape): pifleet.v1.ApacheSample & pifleet.v1.ApacheSample.$Shape;
+            static create(properties?: pifleet.v1.ApacheSample.$Properties): pifleet.v1.ApacheSample;
+
+            /**
+             * Encodes the specified ApacheSample message. Does not implicitly {@link pifleet.v1.ApacheSample.verify|verify} messages.
+             * @param m ApacheSample message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: pifleet.v1.ApacheSample.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified ApacheSample message, length delimited. Does not implicitly {@link pifleet.v1.ApacheSample.verify|verify} messages.
+             * @param message ApacheSample message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: pifleet.v1.ApacheSample.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an ApacheSample message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {pifleet.v1.ApacheSample & pifleet.v1.ApacheSample.$Shape} ApacheSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): pifleet.v1.ApacheSample & pifleet.v1.ApacheSample.$Shape;
+
+            /**
+             * Decodes an ApacheSample message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {pifleet.v1.ApacheSample & pifleet.v1.ApacheSample.$Shape} ApacheSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): pifleet.v1.ApacheSample & pifleet.v1.ApacheSample.$Shape;
+
+            /**
+             * Verifies an ApacheSample message.
+             * @param m Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(m: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates an ApacheSample message from a plain object. Also converts values to their respective internal types.
+             * @param d Plain object
+             * @returns ApacheSample
+             */
+            static fromObject(d: { [k: string]: any }): pifleet.v1.ApacheSample;
+
+            /**
+             * Creates a plain object from an ApacheSample message. Also converts values to other types if specified.
+             * @param m ApacheSample
+             * @param [o] Conversion options
+             * @returns Plain object
+             */
+            static toObject(m: pifleet.v1.ApacheSample, o?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this ApacheSample to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for ApacheSample
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ApacheSample {
+
+            /** Properties of an ApacheSample. */
+            interface $Properties {
+
+                /** ApacheSample reachable */
+                reachable?: (boolean|null);
+
+                /** ApacheSample error */
+                error?: (string|null);
+
+                /** ApacheSample busyWorkers */
+                busyWorkers?: (number|null);
+
+                /** ApacheSample idleWorkers */
+                idleWorkers?: (number|null);
+
+                /** ApacheSample accesses */
+                accesses?: (number|null);
+
+                /** ApacheSample slots */
+                slots?: (number[]|null);
+
+                /** ApacheSample uptimeS */
+                uptimeS?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an ApacheSample. */
+            type $Shape = pifleet.v1.ApacheSample.$Properties;
         }
 
         /**
@@ -2450,6 +2959,12 @@ export namespace pifleet {
             /** PiStatus held. */
             held: boolean;
 
+            /** PiStatus lastSample. */
+            lastSample?: (pifleet.v1.PiSample.$Properties|null);
+
+            /** PiStatus facts. */
+            facts?: (pifleet.v1.AgentFacts.$Properties|null);
+
             /**
              * Creates a new PiStatus instance using the specified properties.
              * @param [properties] Properties to set
@@ -2563,6 +3078,12 @@ export namespace pifleet {
 
                 /** PiStatus held */
                 held?: (boolean|null);
+
+                /** PiStatus lastSample */
+                lastSample?: (pifleet.v1.PiSample.$Properties|null);
+
+                /** PiStatus facts */
+                facts?: (pifleet.v1.AgentFacts.$Properties|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -4,7 +4,7 @@ import $protobuf from "protobufjs/minimal.js";
 
 // Common aliases
 const $Reader = $protobuf.Reader, $Writer = $protobuf.Writer, $util = $protobuf.util;
-const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $Number = $util.global.Number, $parseInt = $util.global.parseInt, $String = $util.global.String, $BigInt = $util.global.BigInt, $Array = $util.global.Array, $isFinite = $util.global.isFinite, $Boolean = $util.global.Boolean;
+const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $Number = $util.global.Number, $parseInt = $util.global.parseInt, $String = $util.global.String, $BigInt = $util.global.BigInt, $Array = $util.global.Array, $Boolean = $util.global.Boolean, $isFinite = $util.global.isFinite;
 
 // Exported root namespace
 const $root = $protobuf.roots["default"] || ($protobuf.roots["default"] = {});
@@ -46,7 +46,9 @@ export const pifleet = $root.pifleet = (() => {
              * @property {pifleet.v1.FeedDelta.$Properties|null} [delta] Envelope delta
              * @property {pifleet.v1.OperatorRequest.$Properties|null} [operatorRequest] Envelope operatorRequest
              * @property {pifleet.v1.OperatorReply.$Properties|null} [operatorReply] Envelope operatorReply
-             * @property {"challenge"|"hello"|"helloAck"|"error"|"piReport"|"fileserverReport"|"command"|"commandResult"|"snapshot"|"delta"|"operatorRequest"|"operatorReply"} [body] Envelope body
+             * @property {pifleet.v1.PiSample.$Properties|null} [piSample] Envelope piSample
+             * @property {pifleet.v1.AgentFacts.$Properties|null} [facts] Envelope facts
+             * @property {"challenge"|"hello"|"helloAck"|"error"|"piReport"|"fileserverReport"|"command"|"commandResult"|"snapshot"|"delta"|"operatorRequest"|"operatorReply"|"piSample"|"facts"} [body] Envelope body
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -75,9 +77,11 @@ export const pifleet = $root.pifleet = (() => {
              *   delta?: pifleet.v1.FeedDelta.$Shape|null;
              *   operatorRequest?: pifleet.v1.OperatorRequest.$Shape|null;
              *   operatorReply?: pifleet.v1.OperatorReply.$Shape|null;
+             *   piSample?: pifleet.v1.PiSample.$Shape|null;
+             *   facts?: pifleet.v1.AgentFacts.$Shape|null;
              *   $unknowns?: Array.<Uint8Array>;
              * } & (
-             *   ({ body?: undefined; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "challenge"; challenge: pifleet.v1.Challenge.$Shape; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "hello"; challenge?: null; hello: pifleet.v1.Hello.$Shape; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "helloAck"; challenge?: null; hello?: null; helloAck: pifleet.v1.HelloAck.$Shape; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "error"; challenge?: null; hello?: null; helloAck?: null; error: pifleet.v1.ErrorFrame.$Shape; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "piReport"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport: pifleet.v1.PiReport.$Shape; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "fileserverReport"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport: pifleet.v1.FileserverReport.$Shape; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "command"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command: pifleet.v1.Command.$Shape; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "commandResult"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult: pifleet.v1.CommandResult.$Shape; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "snapshot"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot: pifleet.v1.FeedSnapshot.$Shape; delta?: null; operatorRequest?: null; operatorReply?: null }|{ body?: "delta"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta: pifleet.v1.FeedDelta.$Shape; operatorRequest?: null; operatorReply?: null }|{ body?: "operatorRequest"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest: pifleet.v1.OperatorRequest.$Shape; operatorReply?: null }|{ body?: "operatorReply"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply: pifleet.v1.OperatorReply.$Shape })
+             *   ({ body?: undefined; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "challenge"; challenge: pifleet.v1.Challenge.$Shape; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "hello"; challenge?: null; hello: pifleet.v1.Hello.$Shape; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "helloAck"; challenge?: null; hello?: null; helloAck: pifleet.v1.HelloAck.$Shape; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "error"; challenge?: null; hello?: null; helloAck?: null; error: pifleet.v1.ErrorFrame.$Shape; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "piReport"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport: pifleet.v1.PiReport.$Shape; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "fileserverReport"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport: pifleet.v1.FileserverReport.$Shape; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "command"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command: pifleet.v1.Command.$Shape; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "commandResult"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult: pifleet.v1.CommandResult.$Shape; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "snapshot"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot: pifleet.v1.FeedSnapshot.$Shape; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "delta"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta: pifleet.v1.FeedDelta.$Shape; operatorRequest?: null; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "operatorRequest"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest: pifleet.v1.OperatorRequest.$Shape; operatorReply?: null; piSample?: null; facts?: null }|{ body?: "operatorReply"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply: pifleet.v1.OperatorReply.$Shape; piSample?: null; facts?: null }|{ body?: "piSample"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample: pifleet.v1.PiSample.$Shape; facts?: null }|{ body?: "facts"; challenge?: null; hello?: null; helloAck?: null; error?: null; piReport?: null; fileserverReport?: null; command?: null; commandResult?: null; snapshot?: null; delta?: null; operatorRequest?: null; operatorReply?: null; piSample?: null; facts: pifleet.v1.AgentFacts.$Shape })
              * )} pifleet.v1.Envelope.$Shape
              */
 
@@ -208,17 +212,33 @@ export const pifleet = $root.pifleet = (() => {
              */
             Envelope.prototype.operatorReply = null;
 
+            /**
+             * Envelope piSample.
+             * @member {pifleet.v1.PiSample.$Properties|null|undefined} piSample
+             * @memberof pifleet.v1.Envelope
+             * @instance
+             */
+            Envelope.prototype.piSample = null;
+
+            /**
+             * Envelope facts.
+             * @member {pifleet.v1.AgentFacts.$Properties|null|undefined} facts
+             * @memberof pifleet.v1.Envelope
+             * @instance
+             */
+            Envelope.prototype.facts = null;
+
             // OneOf field names bound to virtual getters and setters
             let $oneOfFields;
 
             /**
              * Envelope body.
-             * @member {"challenge"|"hello"|"helloAck"|"error"|"piReport"|"fileserverReport"|"command"|"commandResult"|"snapshot"|"delta"|"operatorRequest"|"operatorReply"|undefined} body
+             * @member {"challenge"|"hello"|"helloAck"|"error"|"piReport"|"fileserverReport"|"command"|"commandResult"|"snapshot"|"delta"|"operatorRequest"|"operatorReply"|"piSample"|"facts"|undefined} body
              * @memberof pifleet.v1.Envelope
              * @instance
              */
             $Object.defineProperty(Envelope.prototype, "body", {
-                get: $util.oneOfGetter($oneOfFields = ["challenge", "hello", "helloAck", "error", "piReport", "fileserverReport", "command", "commandResult", "snapshot", "delta", "operatorRequest", "operatorReply"]),
+                get: $util.oneOfGetter($oneOfFields = ["challenge", "hello", "helloAck", "error", "piReport", "fileserverReport", "command", "commandResult", "snapshot", "delta", "operatorRequest", "operatorReply", "piSample", "facts"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -282,6 +302,10 @@ export const pifleet = $root.pifleet = (() => {
                     $root.pifleet.v1.OperatorRequest.encode(m.operatorRequest, w.uint32(/* id 20, wireType 2 =*/162).fork(), q + 1).ldelim();
                 if (m.operatorReply != null && $Object.hasOwnProperty.call(m, "operatorReply"))
                     $root.pifleet.v1.OperatorReply.encode(m.operatorReply, w.uint32(/* id 21, wireType 2 =*/170).fork(), q + 1).ldelim();
+                if (m.piSample != null && $Object.hasOwnProperty.call(m, "piSample"))
+                    $root.pifleet.v1.PiSample.encode(m.piSample, w.uint32(/* id 22, wireType 2 =*/178).fork(), q + 1).ldelim();
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts"))
+                    $root.pifleet.v1.AgentFacts.encode(m.facts, w.uint32(/* id 23, wireType 2 =*/186).fork(), q + 1).ldelim();
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -439,6 +463,20 @@ export const pifleet = $root.pifleet = (() => {
                                 break;
                             m.operatorReply = $root.pifleet.v1.OperatorReply.decode(r, r.size(), $undefined, q + 1, m.operatorReply);
                             m.body = "operatorReply";
+                            continue;
+                        }
+                    case 22: {
+                            if (u !== 2)
+                                break;
+                            m.piSample = $root.pifleet.v1.PiSample.decode(r, r.size(), $undefined, q + 1, m.piSample);
+                            m.body = "piSample";
+                            continue;
+                        }
+                    case 23: {
+                            if (u !== 2)
+                                break;
+                            m.facts = $root.pifleet.v1.AgentFacts.decode(r, r.size(), $undefined, q + 1, m.facts);
+                            m.body = "facts";
                             continue;
                         }
                     }
@@ -616,6 +654,26 @@ export const pifleet = $root.pifleet = (() => {
                             return "operatorReply." + e;
                     }
                 }
+                if (m.piSample != null && $Object.hasOwnProperty.call(m, "piSample")) {
+                    if (p.body === 1)
+                        return "body: multiple values";
+                    p.body = 1;
+                    {
+                        var e = $root.pifleet.v1.PiSample.verify(m.piSample, q + 1);
+                        if (e)
+                            return "piSample." + e;
+                    }
+                }
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts")) {
+                    if (p.body === 1)
+                        return "body: multiple values";
+                    p.body = 1;
+                    {
+                        var e = $root.pifleet.v1.AgentFacts.verify(m.facts, q + 1);
+                        if (e)
+                            return "facts." + e;
+                    }
+                }
                 return null;
             };
 
@@ -713,6 +771,16 @@ export const pifleet = $root.pifleet = (() => {
                     if (!$util.isObject(d.operatorReply))
                         throw $TypeError(".pifleet.v1.Envelope.operatorReply: object expected");
                     m.operatorReply = $root.pifleet.v1.OperatorReply.fromObject(d.operatorReply, q + 1);
+                }
+                if (d.piSample != null) {
+                    if (!$util.isObject(d.piSample))
+                        throw $TypeError(".pifleet.v1.Envelope.piSample: object expected");
+                    m.piSample = $root.pifleet.v1.PiSample.fromObject(d.piSample, q + 1);
+                }
+                if (d.facts != null) {
+                    if (!$util.isObject(d.facts))
+                        throw $TypeError(".pifleet.v1.Envelope.facts: object expected");
+                    m.facts = $root.pifleet.v1.AgentFacts.fromObject(d.facts, q + 1);
                 }
                 return m;
             };
@@ -812,6 +880,16 @@ export const pifleet = $root.pifleet = (() => {
                     d.operatorReply = $root.pifleet.v1.OperatorReply.toObject(m.operatorReply, o, q + 1);
                     if (o.oneofs)
                         d.body = "operatorReply";
+                }
+                if (m.piSample != null && $Object.hasOwnProperty.call(m, "piSample")) {
+                    d.piSample = $root.pifleet.v1.PiSample.toObject(m.piSample, o, q + 1);
+                    if (o.oneofs)
+                        d.body = "piSample";
+                }
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts")) {
+                    d.facts = $root.pifleet.v1.AgentFacts.toObject(m.facts, o, q + 1);
+                    if (o.oneofs)
+                        d.body = "facts";
                 }
                 return d;
             };
@@ -1213,6 +1291,7 @@ export const pifleet = $root.pifleet = (() => {
              * @property {Uint8Array|null} [signature] Hello signature
              * @property {string|null} [token] Hello token
              * @property {string|null} [agentVersion] Hello agentVersion
+             * @property {pifleet.v1.AgentFacts.$Properties|null} [facts] Hello facts
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -1293,6 +1372,14 @@ export const pifleet = $root.pifleet = (() => {
             Hello.prototype.agentVersion = "";
 
             /**
+             * Hello facts.
+             * @member {pifleet.v1.AgentFacts.$Properties|null|undefined} facts
+             * @memberof pifleet.v1.Hello
+             * @instance
+             */
+            Hello.prototype.facts = null;
+
+            /**
              * Creates a new Hello instance using the specified properties.
              * @function create
              * @memberof pifleet.v1.Hello
@@ -1336,6 +1423,8 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 5, wireType 2 =*/42).string(m.token);
                 if (m.agentVersion != null && $Object.hasOwnProperty.call(m, "agentVersion") && m.agentVersion !== "")
                     w.uint32(/* id 6, wireType 2 =*/50).string(m.agentVersion);
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts"))
+                    $root.pifleet.v1.AgentFacts.encode(m.facts, w.uint32(/* id 7, wireType 2 =*/58).fork(), q + 1).ldelim();
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -1447,6 +1536,12 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.agentVersion;
                             continue;
                         }
+                    case 7: {
+                            if (u !== 2)
+                                break;
+                            m.facts = $root.pifleet.v1.AgentFacts.decode(r, r.size(), $undefined, q + 1, m.facts);
+                            continue;
+                        }
                     }
                     r.skipType(u, q, t);
                     if (!r.discardUnknown) {
@@ -1518,6 +1613,13 @@ export const pifleet = $root.pifleet = (() => {
                 if (m.agentVersion != null && $Object.hasOwnProperty.call(m, "agentVersion")) {
                     if (!$util.isString(m.agentVersion))
                         return "agentVersion: string expected";
+                }
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts")) {
+                    {
+                        var e = $root.pifleet.v1.AgentFacts.verify(m.facts, q + 1);
+                        if (e)
+                            return "facts." + e;
+                    }
                 }
                 return null;
             };
@@ -1598,6 +1700,11 @@ export const pifleet = $root.pifleet = (() => {
                         m.agentVersion = $String(d.agentVersion);
                     }
                 }
+                if (d.facts != null) {
+                    if (!$util.isObject(d.facts))
+                        throw $TypeError(".pifleet.v1.Hello.facts: object expected");
+                    m.facts = $root.pifleet.v1.AgentFacts.fromObject(d.facts, q + 1);
+                }
                 return m;
             };
 
@@ -1637,6 +1744,7 @@ export const pifleet = $root.pifleet = (() => {
                     }
                     d.token = "";
                     d.agentVersion = "";
+                    d.facts = null;
                 }
                 if (m.role != null && $Object.hasOwnProperty.call(m, "role")) {
                     d.role = o.enums === $String ? $root.pifleet.v1.Role[m.role] === $undefined ? m.role : $root.pifleet.v1.Role[m.role] : m.role;
@@ -1655,6 +1763,9 @@ export const pifleet = $root.pifleet = (() => {
                 }
                 if (m.agentVersion != null && $Object.hasOwnProperty.call(m, "agentVersion")) {
                     d.agentVersion = m.agentVersion;
+                }
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts")) {
+                    d.facts = $root.pifleet.v1.AgentFacts.toObject(m.facts, o, q + 1);
                 }
                 return d;
             };
@@ -1694,6 +1805,7 @@ export const pifleet = $root.pifleet = (() => {
              * @typedef {Object} pifleet.v1.HelloAck.$Properties
              * @property {string|null} [sessionId] HelloAck sessionId
              * @property {number|null} [reportIntervalMs] HelloAck reportIntervalMs
+             * @property {boolean|null} [acceptsSamples] HelloAck acceptsSamples
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -1742,6 +1854,14 @@ export const pifleet = $root.pifleet = (() => {
             HelloAck.prototype.reportIntervalMs = 0;
 
             /**
+             * HelloAck acceptsSamples.
+             * @member {boolean} acceptsSamples
+             * @memberof pifleet.v1.HelloAck
+             * @instance
+             */
+            HelloAck.prototype.acceptsSamples = false;
+
+            /**
              * Creates a new HelloAck instance using the specified properties.
              * @function create
              * @memberof pifleet.v1.HelloAck
@@ -1777,6 +1897,8 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 1, wireType 2 =*/10).string(m.sessionId);
                 if (m.reportIntervalMs != null && $Object.hasOwnProperty.call(m, "reportIntervalMs") && m.reportIntervalMs !== 0)
                     w.uint32(/* id 2, wireType 0 =*/16).uint32(m.reportIntervalMs);
+                if (m.acceptsSamples != null && $Object.hasOwnProperty.call(m, "acceptsSamples") && m.acceptsSamples !== false)
+                    w.uint32(/* id 3, wireType 0 =*/24).bool(m.acceptsSamples);
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -1852,6 +1974,15 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.reportIntervalMs;
                             continue;
                         }
+                    case 3: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.acceptsSamples = v;
+                            else
+                                delete m.acceptsSamples;
+                            continue;
+                        }
                     }
                     r.skipType(u, q, t);
                     if (!r.discardUnknown) {
@@ -1908,6 +2039,10 @@ export const pifleet = $root.pifleet = (() => {
                     if (!$util.isInteger(m.reportIntervalMs))
                         return "reportIntervalMs: integer expected";
                 }
+                if (m.acceptsSamples != null && $Object.hasOwnProperty.call(m, "acceptsSamples")) {
+                    if (typeof m.acceptsSamples !== "boolean")
+                        return "acceptsSamples: boolean expected";
+                }
                 return null;
             };
 
@@ -1939,6 +2074,11 @@ export const pifleet = $root.pifleet = (() => {
                         m.reportIntervalMs = d.reportIntervalMs >>> 0;
                     }
                 }
+                if (d.acceptsSamples != null) {
+                    if (d.acceptsSamples) {
+                        m.acceptsSamples = $Boolean(d.acceptsSamples);
+                    }
+                }
                 return m;
             };
 
@@ -1962,12 +2102,16 @@ export const pifleet = $root.pifleet = (() => {
                 if (o.defaults) {
                     d.sessionId = "";
                     d.reportIntervalMs = 0;
+                    d.acceptsSamples = false;
                 }
                 if (m.sessionId != null && $Object.hasOwnProperty.call(m, "sessionId")) {
                     d.sessionId = m.sessionId;
                 }
                 if (m.reportIntervalMs != null && $Object.hasOwnProperty.call(m, "reportIntervalMs")) {
                     d.reportIntervalMs = m.reportIntervalMs;
+                }
+                if (m.acceptsSamples != null && $Object.hasOwnProperty.call(m, "acceptsSamples")) {
+                    d.acceptsSamples = m.acceptsSamples;
                 }
                 return d;
             };
@@ -1998,6 +2142,1753 @@ export const pifleet = $root.pifleet = (() => {
             };
 
             return HelloAck;
+        })();
+
+        v1.AgentFacts = (function() {
+
+            /**
+             * Properties of an AgentFacts.
+             * @typedef {Object} pifleet.v1.AgentFacts.$Properties
+             * @property {number|null} [memTotalKib] AgentFacts memTotalKib
+             * @property {Array.<string>|null} [interfaces] AgentFacts interfaces
+             * @property {number|null} [scoreboardSlots] AgentFacts scoreboardSlots
+             * @property {string|null} [agentVersion] AgentFacts agentVersion
+             * @property {string|null} [nodeVersion] AgentFacts nodeVersion
+             * @property {string|null} [arch] AgentFacts arch
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an AgentFacts.
+             * @memberof pifleet.v1
+             * @interface IAgentFacts
+             * @augments pifleet.v1.AgentFacts.$Properties
+             * @deprecated Use pifleet.v1.AgentFacts.$Properties instead.
+             */
+
+            /**
+             * Shape of an AgentFacts.
+             * @typedef {pifleet.v1.AgentFacts.$Properties} pifleet.v1.AgentFacts.$Shape
+             */
+
+            /**
+             * Constructs a new AgentFacts.
+             * @memberof pifleet.v1
+             * @classdesc Represents an AgentFacts.
+             * @constructor
+             * @param {pifleet.v1.AgentFacts.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const AgentFacts = function (p) {
+                this.interfaces = [];
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * AgentFacts memTotalKib.
+             * @member {number} memTotalKib
+             * @memberof pifleet.v1.AgentFacts
+             * @instance
+             */
+            AgentFacts.prototype.memTotalKib = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * AgentFacts interfaces.
+             * @member {Array.<string>} interfaces
+             * @memberof pifleet.v1.AgentFacts
+             * @instance
+             */
+            AgentFacts.prototype.interfaces = $util.emptyArray;
+
+            /**
+             * AgentFacts scoreboardSlots.
+             * @member {number} scoreboardSlots
+             * @memberof pifleet.v1.AgentFacts
+             * @instance
+             */
+            AgentFacts.prototype.scoreboardSlots = 0;
+
+            /**
+             * AgentFacts agentVersion.
+             * @member {string} agentVersion
+             * @memberof pifleet.v1.AgentFacts
+             * @instance
+             */
+            AgentFacts.prototype.agentVersion = "";
+
+            /**
+             * AgentFacts nodeVersion.
+             * @member {string} nodeVersion
+             * @memberof pifleet.v1.AgentFacts
+             * @instance
+             */
+            AgentFacts.prototype.nodeVersion = "";
+
+            /**
+             * AgentFacts arch.
+             * @member {string} arch
+             * @memberof pifleet.v1.AgentFacts
+             * @instance
+             */
+            AgentFacts.prototype.arch = "";
+
+            /**
+             * Creates a new AgentFacts instance using the specified properties.
+             * @function create
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {pifleet.v1.AgentFacts.$Properties=} [properties] Properties to set
+             * @returns {pifleet.v1.AgentFacts} AgentFacts instance
+             * @type {{
+             *   (properties: pifleet.v1.AgentFacts.$Shape): pifleet.v1.AgentFacts & pifleet.v1.AgentFacts.$Shape;
+             *   (properties?: pifleet.v1.AgentFacts.$Properties): pifleet.v1.AgentFacts;
+             * }}
+             */
+            AgentFacts.create = function(properties) {
+                return new AgentFacts(properties);
+            };
+
+            /**
+             * Encodes the specified AgentFacts message. Does not implicitly {@link pifleet.v1.AgentFacts.verify|verify} messages.
+             * @function encode
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {pifleet.v1.AgentFacts.$Properties} m AgentFacts message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            AgentFacts.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.memTotalKib != null && $Object.hasOwnProperty.call(m, "memTotalKib") && (typeof m.memTotalKib === "object" ? m.memTotalKib.low || m.memTotalKib.high : m.memTotalKib !== 0))
+                    w.uint32(/* id 1, wireType 0 =*/8).uint64(m.memTotalKib);
+                if (m.interfaces != null && m.interfaces.length) {
+                    for (var i = 0; i < m.interfaces.length; ++i)
+                        w.uint32(/* id 2, wireType 2 =*/18).string(m.interfaces[i]);
+                }
+                if (m.scoreboardSlots != null && $Object.hasOwnProperty.call(m, "scoreboardSlots") && m.scoreboardSlots !== 0)
+                    w.uint32(/* id 3, wireType 0 =*/24).uint32(m.scoreboardSlots);
+                if (m.agentVersion != null && $Object.hasOwnProperty.call(m, "agentVersion") && m.agentVersion !== "")
+                    w.uint32(/* id 4, wireType 2 =*/34).string(m.agentVersion);
+                if (m.nodeVersion != null && $Object.hasOwnProperty.call(m, "nodeVersion") && m.nodeVersion !== "")
+                    w.uint32(/* id 5, wireType 2 =*/42).string(m.nodeVersion);
+                if (m.arch != null && $Object.hasOwnProperty.call(m, "arch") && m.arch !== "")
+                    w.uint32(/* id 6, wireType 2 =*/50).string(m.arch);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Encodes the specified AgentFacts message, length delimited. Does not implicitly {@link pifleet.v1.AgentFacts.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {pifleet.v1.AgentFacts.$Properties} message AgentFacts message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            AgentFacts.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes an AgentFacts message from the specified reader or buffer.
+             * @function decode
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {pifleet.v1.AgentFacts & pifleet.v1.AgentFacts.$Shape} AgentFacts
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            AgentFacts.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.pifleet.v1.AgentFacts();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.memTotalKib = v;
+                            else
+                                delete m.memTotalKib;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 2)
+                                break;
+                            if (!(m.interfaces && m.interfaces.length))
+                                m.interfaces = [];
+                            m.interfaces.push(r.stringVerify());
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.scoreboardSlots = v;
+                            else
+                                delete m.scoreboardSlots;
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.agentVersion = v;
+                            else
+                                delete m.agentVersion;
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.nodeVersion = v;
+                            else
+                                delete m.nodeVersion;
+                            continue;
+                        }
+                    case 6: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.arch = v;
+                            else
+                                delete m.arch;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Decodes an AgentFacts message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {pifleet.v1.AgentFacts & pifleet.v1.AgentFacts.$Shape} AgentFacts
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            AgentFacts.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies an AgentFacts message.
+             * @function verify
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {Object.<string,*>} m Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            AgentFacts.verify = function (m, q) {
+                if (typeof m !== "object" || m === null)
+                    return "object expected";
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (m.memTotalKib != null && $Object.hasOwnProperty.call(m, "memTotalKib")) {
+                    if (!$util.isInteger(m.memTotalKib) && !(m.memTotalKib && $util.isInteger(m.memTotalKib.low) && $util.isInteger(m.memTotalKib.high)))
+                        return "memTotalKib: integer|Long expected";
+                }
+                if (m.interfaces != null && $Object.hasOwnProperty.call(m, "interfaces")) {
+                    if (!$Array.isArray(m.interfaces))
+                        return "interfaces: array expected";
+                    for (var i = 0; i < m.interfaces.length; ++i) {
+                        if (!$util.isString(m.interfaces[i]))
+                            return "interfaces: string[] expected";
+                    }
+                }
+                if (m.scoreboardSlots != null && $Object.hasOwnProperty.call(m, "scoreboardSlots")) {
+                    if (!$util.isInteger(m.scoreboardSlots))
+                        return "scoreboardSlots: integer expected";
+                }
+                if (m.agentVersion != null && $Object.hasOwnProperty.call(m, "agentVersion")) {
+                    if (!$util.isString(m.agentVersion))
+                        return "agentVersion: string expected";
+                }
+                if (m.nodeVersion != null && $Object.hasOwnProperty.call(m, "nodeVersion")) {
+                    if (!$util.isString(m.nodeVersion))
+                        return "nodeVersion: string expected";
+                }
+                if (m.arch != null && $Object.hasOwnProperty.call(m, "arch")) {
+                    if (!$util.isString(m.arch))
+                        return "arch: string expected";
+                }
+                return null;
+            };
+
+            /**
+             * Creates an AgentFacts message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {Object.<string,*>} d Plain object
+             * @returns {pifleet.v1.AgentFacts} AgentFacts
+             */
+            AgentFacts.fromObject = function (d, q) {
+                if (d instanceof $root.pifleet.v1.AgentFacts)
+                    return d;
+                if (!$util.isObject(d))
+                    throw $TypeError(".pifleet.v1.AgentFacts: object expected");
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var m = new $root.pifleet.v1.AgentFacts();
+                if (d.memTotalKib != null) {
+                    if (typeof d.memTotalKib === "object" ? d.memTotalKib.low || d.memTotalKib.high : $Number(d.memTotalKib) !== 0) {
+                        if ($util.Long)
+                            m.memTotalKib = $util.Long.fromValue(d.memTotalKib, true);
+                        else if (typeof d.memTotalKib === "string")
+                            m.memTotalKib = $parseInt(d.memTotalKib, 10);
+                        else if (typeof d.memTotalKib === "number")
+                            m.memTotalKib = d.memTotalKib;
+                        else if (typeof d.memTotalKib === "object")
+                            m.memTotalKib = new $util.LongBits(d.memTotalKib.low >>> 0, d.memTotalKib.high >>> 0).toNumber(true);
+                    }
+                }
+                if (d.interfaces) {
+                    if (!$Array.isArray(d.interfaces))
+                        throw $TypeError(".pifleet.v1.AgentFacts.interfaces: array expected");
+                    m.interfaces = $Array(d.interfaces.length);
+                    for (var i = 0; i < d.interfaces.length; ++i) {
+                        m.interfaces[i] = $String(d.interfaces[i]);
+                    }
+                }
+                if (d.scoreboardSlots != null) {
+                    if ($Number(d.scoreboardSlots) !== 0) {
+                        m.scoreboardSlots = d.scoreboardSlots >>> 0;
+                    }
+                }
+                if (d.agentVersion != null) {
+                    if (typeof d.agentVersion !== "string" || d.agentVersion.length) {
+                        m.agentVersion = $String(d.agentVersion);
+                    }
+                }
+                if (d.nodeVersion != null) {
+                    if (typeof d.nodeVersion !== "string" || d.nodeVersion.length) {
+                        m.nodeVersion = $String(d.nodeVersion);
+                    }
+                }
+                if (d.arch != null) {
+                    if (typeof d.arch !== "string" || d.arch.length) {
+                        m.arch = $String(d.arch);
+                    }
+                }
+                return m;
+            };
+
+            /**
+             * Creates a plain object from an AgentFacts message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {pifleet.v1.AgentFacts} m AgentFacts
+             * @param {$protobuf.IConversionOptions} [o] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            AgentFacts.toObject = function (m, o, q) {
+                if (!o)
+                    o = {};
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var d = {};
+                if (o.arrays || o.defaults) {
+                    d.interfaces = [];
+                }
+                if (o.defaults) {
+                    if ($util.Long) {
+                        var n = new $util.Long(0, 0, true);
+                        d.memTotalKib = o.longs === $String ? n.toString() : o.longs === $Number ? n.toNumber() : typeof $BigInt !== "undefined" && o.longs === $BigInt ? n.toBigInt() : n;
+                    } else
+                        d.memTotalKib = o.longs === $String ? "0" : typeof $BigInt !== "undefined" && o.longs === $BigInt ? $BigInt("0") : 0;
+                    d.scoreboardSlots = 0;
+                    d.agentVersion = "";
+                    d.nodeVersion = "";
+                    d.arch = "";
+                }
+                if (m.memTotalKib != null && $Object.hasOwnProperty.call(m, "memTotalKib")) {
+                    if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                        d.memTotalKib = typeof m.memTotalKib === "number" ? $BigInt(m.memTotalKib) : $util.Long.fromBits(m.memTotalKib.low >>> 0, m.memTotalKib.high >>> 0, true).toBigInt();
+                    else if (typeof m.memTotalKib === "number")
+                        d.memTotalKib = o.longs === $String ? $String(m.memTotalKib) : m.memTotalKib;
+                    else
+                        d.memTotalKib = o.longs === $String ? $util.Long.prototype.toString.call(m.memTotalKib) : o.longs === $Number ? new $util.LongBits(m.memTotalKib.low >>> 0, m.memTotalKib.high >>> 0).toNumber(true) : m.memTotalKib;
+                }
+                if (m.interfaces && m.interfaces.length) {
+                    d.interfaces = $Array(m.interfaces.length);
+                    for (var j = 0; j < m.interfaces.length; ++j) {
+                        d.interfaces[j] = m.interfaces[j];
+                    }
+                }
+                if (m.scoreboardSlots != null && $Object.hasOwnProperty.call(m, "scoreboardSlots")) {
+                    d.scoreboardSlots = m.scoreboardSlots;
+                }
+                if (m.agentVersion != null && $Object.hasOwnProperty.call(m, "agentVersion")) {
+                    d.agentVersion = m.agentVersion;
+                }
+                if (m.nodeVersion != null && $Object.hasOwnProperty.call(m, "nodeVersion")) {
+                    d.nodeVersion = m.nodeVersion;
+                }
+                if (m.arch != null && $Object.hasOwnProperty.call(m, "arch")) {
+                    d.arch = m.arch;
+                }
+                return d;
+            };
+
+            /**
+             * Converts this AgentFacts to JSON.
+             * @function toJSON
+             * @memberof pifleet.v1.AgentFacts
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            AgentFacts.prototype.toJSON = function() {
+                return AgentFacts.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for AgentFacts
+             * @function getTypeUrl
+             * @memberof pifleet.v1.AgentFacts
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            AgentFacts.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/pifleet.v1.AgentFacts";
+            };
+
+            return AgentFacts;
+        })();
+
+        v1.PiSample = (function() {
+
+            /**
+             * Properties of a PiSample.
+             * @typedef {Object} pifleet.v1.PiSample.$Properties
+             * @property {number|null} [timeMs] PiSample timeMs
+             * @property {number|null} [spanMs] PiSample spanMs
+             * @property {Array.<number>|null} [load] PiSample load
+             * @property {number|null} [cpuPermille] PiSample cpuPermille
+             * @property {number|null} [memAvailableKib] PiSample memAvailableKib
+             * @property {number|null} [temperatureMc] PiSample temperatureMc
+             * @property {number|null} [uptimeS] PiSample uptimeS
+             * @property {Array.<number>|null} [net] PiSample net
+             * @property {pifleet.v1.RootFsHealth.$Properties|null} [rootfs] PiSample rootfs
+             * @property {pifleet.v1.ApacheSample.$Properties|null} [apache] PiSample apache
+             * @property {pifleet.v1.HttpProbe.$Properties|null} [probe] PiSample probe
+             * @property {boolean|null} [replayed] PiSample replayed
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a PiSample.
+             * @memberof pifleet.v1
+             * @interface IPiSample
+             * @augments pifleet.v1.PiSample.$Properties
+             * @deprecated Use pifleet.v1.PiSample.$Properties instead.
+             */
+
+            /**
+             * Shape of a PiSample.
+             * @typedef {pifleet.v1.PiSample.$Properties} pifleet.v1.PiSample.$Shape
+             */
+
+            /**
+             * Constructs a new PiSample.
+             * @memberof pifleet.v1
+             * @classdesc Represents a PiSample.
+             * @constructor
+             * @param {pifleet.v1.PiSample.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const PiSample = function (p) {
+                this.load = [];
+                this.net = [];
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * PiSample timeMs.
+             * @member {number} timeMs
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.timeMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * PiSample spanMs.
+             * @member {number} spanMs
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.spanMs = 0;
+
+            /**
+             * PiSample load.
+             * @member {Array.<number>} load
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.load = $util.emptyArray;
+
+            /**
+             * PiSample cpuPermille.
+             * @member {number|null|undefined} cpuPermille
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.cpuPermille = null;
+
+            /**
+             * PiSample memAvailableKib.
+             * @member {number|null|undefined} memAvailableKib
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.memAvailableKib = null;
+
+            /**
+             * PiSample temperatureMc.
+             * @member {number|null|undefined} temperatureMc
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.temperatureMc = null;
+
+            /**
+             * PiSample uptimeS.
+             * @member {number|null|undefined} uptimeS
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.uptimeS = null;
+
+            /**
+             * PiSample net.
+             * @member {Array.<number>} net
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.net = $util.emptyArray;
+
+            /**
+             * PiSample rootfs.
+             * @member {pifleet.v1.RootFsHealth.$Properties|null|undefined} rootfs
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.rootfs = null;
+
+            /**
+             * PiSample apache.
+             * @member {pifleet.v1.ApacheSample.$Properties|null|undefined} apache
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.apache = null;
+
+            /**
+             * PiSample probe.
+             * @member {pifleet.v1.HttpProbe.$Properties|null|undefined} probe
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.probe = null;
+
+            /**
+             * PiSample replayed.
+             * @member {boolean} replayed
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             */
+            PiSample.prototype.replayed = false;
+
+            // OneOf field names bound to virtual getters and setters
+            let $oneOfFields;
+
+            // Virtual OneOf for proto3 optional field
+            $Object.defineProperty(PiSample.prototype, "_cpuPermille", {
+                get: $util.oneOfGetter($oneOfFields = ["cpuPermille"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            // Virtual OneOf for proto3 optional field
+            $Object.defineProperty(PiSample.prototype, "_memAvailableKib", {
+                get: $util.oneOfGetter($oneOfFields = ["memAvailableKib"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            // Virtual OneOf for proto3 optional field
+            $Object.defineProperty(PiSample.prototype, "_temperatureMc", {
+                get: $util.oneOfGetter($oneOfFields = ["temperatureMc"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            // Virtual OneOf for proto3 optional field
+            $Object.defineProperty(PiSample.prototype, "_uptimeS", {
+                get: $util.oneOfGetter($oneOfFields = ["uptimeS"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            /**
+             * Creates a new PiSample instance using the specified properties.
+             * @function create
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {pifleet.v1.PiSample.$Properties=} [properties] Properties to set
+             * @returns {pifleet.v1.PiSample} PiSample instance
+             * @type {{
+             *   (properties: pifleet.v1.PiSample.$Shape): pifleet.v1.PiSample & pifleet.v1.PiSample.$Shape;
+             *   (properties?: pifleet.v1.PiSample.$Properties): pifleet.v1.PiSample;
+             * }}
+             */
+            PiSample.create = function(properties) {
+                return new PiSample(properties);
+            };
+
+            /**
+             * Encodes the specified PiSample message. Does not implicitly {@link pifleet.v1.PiSample.verify|verify} messages.
+             * @function encode
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {pifleet.v1.PiSample.$Properties} m PiSample message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            PiSample.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.timeMs != null && $Object.hasOwnProperty.call(m, "timeMs") && (typeof m.timeMs === "object" ? m.timeMs.low || m.timeMs.high : m.timeMs !== 0))
+                    w.uint32(/* id 1, wireType 0 =*/8).uint64(m.timeMs);
+                if (m.spanMs != null && $Object.hasOwnProperty.call(m, "spanMs") && m.spanMs !== 0)
+                    w.uint32(/* id 2, wireType 0 =*/16).uint32(m.spanMs);
+                if (m.load != null && m.load.length) {
+                    w.uint32(/* id 3, wireType 2 =*/26).uint32s(m.load);
+                }
+                if (m.cpuPermille != null && $Object.hasOwnProperty.call(m, "cpuPermille"))
+                    w.uint32(/* id 4, wireType 0 =*/32).uint32(m.cpuPermille);
+                if (m.memAvailableKib != null && $Object.hasOwnProperty.call(m, "memAvailableKib"))
+                    w.uint32(/* id 5, wireType 0 =*/40).uint64(m.memAvailableKib);
+                if (m.temperatureMc != null && $Object.hasOwnProperty.call(m, "temperatureMc"))
+                    w.uint32(/* id 6, wireType 0 =*/48).sint32(m.temperatureMc);
+                if (m.uptimeS != null && $Object.hasOwnProperty.call(m, "uptimeS"))
+                    w.uint32(/* id 7, wireType 0 =*/56).uint64(m.uptimeS);
+                if (m.net != null && m.net.length) {
+                    w.uint32(/* id 8, wireType 2 =*/66).uint64s(m.net);
+                }
+                if (m.rootfs != null && $Object.hasOwnProperty.call(m, "rootfs"))
+                    $root.pifleet.v1.RootFsHealth.encode(m.rootfs, w.uint32(/* id 9, wireType 2 =*/74).fork(), q + 1).ldelim();
+                if (m.apache != null && $Object.hasOwnProperty.call(m, "apache"))
+                    $root.pifleet.v1.ApacheSample.encode(m.apache, w.uint32(/* id 10, wireType 2 =*/82).fork(), q + 1).ldelim();
+                if (m.probe != null && $Object.hasOwnProperty.call(m, "probe"))
+                    $root.pifleet.v1.HttpProbe.encode(m.probe, w.uint32(/* id 11, wireType 2 =*/90).fork(), q + 1).ldelim();
+                if (m.replayed != null && $Object.hasOwnProperty.call(m, "replayed") && m.replayed !== false)
+                    w.uint32(/* id 12, wireType 0 =*/96).bool(m.replayed);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Encodes the specified PiSample message, length delimited. Does not implicitly {@link pifleet.v1.PiSample.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {pifleet.v1.PiSample.$Properties} message PiSample message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            PiSample.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a PiSample message from the specified reader or buffer.
+             * @function decode
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {pifleet.v1.PiSample & pifleet.v1.PiSample.$Shape} PiSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            PiSample.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.pifleet.v1.PiSample();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.timeMs = v;
+                            else
+                                delete m.timeMs;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.spanMs = v;
+                            else
+                                delete m.spanMs;
+                            continue;
+                        }
+                    case 3: {
+                            if (u === 2) {
+                                if (!(m.load && m.load.length))
+                                    m.load = [];
+                                r.uint32s(m.load);
+                                continue;
+                            }
+                            if (u !== 0)
+                                break;
+                            if (!(m.load && m.load.length))
+                                m.load = [];
+                            m.load.push(r.uint32());
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 0)
+                                break;
+                            m.cpuPermille = r.uint32();
+                            m._cpuPermille = "cpuPermille";
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 0)
+                                break;
+                            m.memAvailableKib = r.uint64();
+                            m._memAvailableKib = "memAvailableKib";
+                            continue;
+                        }
+                    case 6: {
+                            if (u !== 0)
+                                break;
+                            m.temperatureMc = r.sint32();
+                            m._temperatureMc = "temperatureMc";
+                            continue;
+                        }
+                    case 7: {
+                            if (u !== 0)
+                                break;
+                            m.uptimeS = r.uint64();
+                            m._uptimeS = "uptimeS";
+                            continue;
+                        }
+                    case 8: {
+                            if (u === 2) {
+                                if (!(m.net && m.net.length))
+                                    m.net = [];
+                                r.uint64s(m.net);
+                                continue;
+                            }
+                            if (u !== 0)
+                                break;
+                            if (!(m.net && m.net.length))
+                                m.net = [];
+                            m.net.push(r.uint64());
+                            continue;
+                        }
+                    case 9: {
+                            if (u !== 2)
+                                break;
+                            m.rootfs = $root.pifleet.v1.RootFsHealth.decode(r, r.size(), $undefined, q + 1, m.rootfs);
+                            continue;
+                        }
+                    case 10: {
+                            if (u !== 2)
+                                break;
+                            m.apache = $root.pifleet.v1.ApacheSample.decode(r, r.size(), $undefined, q + 1, m.apache);
+                            continue;
+                        }
+                    case 11: {
+                            if (u !== 2)
+                                break;
+                            m.probe = $root.pifleet.v1.HttpProbe.decode(r, r.size(), $undefined, q + 1, m.probe);
+                            continue;
+                        }
+                    case 12: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.replayed = v;
+                            else
+                                delete m.replayed;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Decodes a PiSample message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {pifleet.v1.PiSample & pifleet.v1.PiSample.$Shape} PiSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            PiSample.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a PiSample message.
+             * @function verify
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {Object.<string,*>} m Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            PiSample.verify = function (m, q) {
+                if (typeof m !== "object" || m === null)
+                    return "object expected";
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    return "max depth exceeded";
+                var p = {};
+                if (m.timeMs != null && $Object.hasOwnProperty.call(m, "timeMs")) {
+                    if (!$util.isInteger(m.timeMs) && !(m.timeMs && $util.isInteger(m.timeMs.low) && $util.isInteger(m.timeMs.high)))
+                        return "timeMs: integer|Long expected";
+                }
+                if (m.spanMs != null && $Object.hasOwnProperty.call(m, "spanMs")) {
+                    if (!$util.isInteger(m.spanMs))
+                        return "spanMs: integer expected";
+                }
+                if (m.load != null && $Object.hasOwnProperty.call(m, "load")) {
+                    if (!$Array.isArray(m.load))
+                        return "load: array expected";
+                    for (var i = 0; i < m.load.length; ++i) {
+                        if (!$util.isInteger(m.load[i]))
+                            return "load: integer[] expected";
+                    }
+                }
+                if (m.cpuPermille != null && $Object.hasOwnProperty.call(m, "cpuPermille")) {
+                    p._cpuPermille = 1;
+                    if (!$util.isInteger(m.cpuPermille))
+                        return "cpuPermille: integer expected";
+                }
+                if (m.memAvailableKib != null && $Object.hasOwnProperty.call(m, "memAvailableKib")) {
+                    p._memAvailableKib = 1;
+                    if (!$util.isInteger(m.memAvailableKib) && !(m.memAvailableKib && $util.isInteger(m.memAvailableKib.low) && $util.isInteger(m.memAvailableKib.high)))
+                        return "memAvailableKib: integer|Long expected";
+                }
+                if (m.temperatureMc != null && $Object.hasOwnProperty.call(m, "temperatureMc")) {
+                    p._temperatureMc = 1;
+                    if (!$util.isInteger(m.temperatureMc))
+                        return "temperatureMc: integer expected";
+                }
+                if (m.uptimeS != null && $Object.hasOwnProperty.call(m, "uptimeS")) {
+                    p._uptimeS = 1;
+                    if (!$util.isInteger(m.uptimeS) && !(m.uptimeS && $util.isInteger(m.uptimeS.low) && $util.isInteger(m.uptimeS.high)))
+                        return "uptimeS: integer|Long expected";
+                }
+                if (m.net != null && $Object.hasOwnProperty.call(m, "net")) {
+                    if (!$Array.isArray(m.net))
+                        return "net: array expected";
+                    for (var i = 0; i < m.net.length; ++i) {
+                        if (!$util.isInteger(m.net[i]) && !(m.net[i] && $util.isInteger(m.net[i].low) && $util.isInteger(m.net[i].high)))
+                            return "net: integer|Long[] expected";
+                    }
+                }
+                if (m.rootfs != null && $Object.hasOwnProperty.call(m, "rootfs")) {
+                    {
+                        var e = $root.pifleet.v1.RootFsHealth.verify(m.rootfs, q + 1);
+                        if (e)
+                            return "rootfs." + e;
+                    }
+                }
+                if (m.apache != null && $Object.hasOwnProperty.call(m, "apache")) {
+                    {
+                        var e = $root.pifleet.v1.ApacheSample.verify(m.apache, q + 1);
+                        if (e)
+                            return "apache." + e;
+                    }
+                }
+                if (m.probe != null && $Object.hasOwnProperty.call(m, "probe")) {
+                    {
+                        var e = $root.pifleet.v1.HttpProbe.verify(m.probe, q + 1);
+                        if (e)
+                            return "probe." + e;
+                    }
+                }
+                if (m.replayed != null && $Object.hasOwnProperty.call(m, "replayed")) {
+                    if (typeof m.replayed !== "boolean")
+                        return "replayed: boolean expected";
+                }
+                return null;
+            };
+
+            /**
+             * Creates a PiSample message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {Object.<string,*>} d Plain object
+             * @returns {pifleet.v1.PiSample} PiSample
+             */
+            PiSample.fromObject = function (d, q) {
+                if (d instanceof $root.pifleet.v1.PiSample)
+                    return d;
+                if (!$util.isObject(d))
+                    throw $TypeError(".pifleet.v1.PiSample: object expected");
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var m = new $root.pifleet.v1.PiSample();
+                if (d.timeMs != null) {
+                    if (typeof d.timeMs === "object" ? d.timeMs.low || d.timeMs.high : $Number(d.timeMs) !== 0) {
+                        if ($util.Long)
+                            m.timeMs = $util.Long.fromValue(d.timeMs, true);
+                        else if (typeof d.timeMs === "string")
+                            m.timeMs = $parseInt(d.timeMs, 10);
+                        else if (typeof d.timeMs === "number")
+                            m.timeMs = d.timeMs;
+                        else if (typeof d.timeMs === "object")
+                            m.timeMs = new $util.LongBits(d.timeMs.low >>> 0, d.timeMs.high >>> 0).toNumber(true);
+                    }
+                }
+                if (d.spanMs != null) {
+                    if ($Number(d.spanMs) !== 0) {
+                        m.spanMs = d.spanMs >>> 0;
+                    }
+                }
+                if (d.load) {
+                    if (!$Array.isArray(d.load))
+                        throw $TypeError(".pifleet.v1.PiSample.load: array expected");
+                    m.load = $Array(d.load.length);
+                    for (var i = 0; i < d.load.length; ++i) {
+                        m.load[i] = d.load[i] >>> 0;
+                    }
+                }
+                if (d.cpuPermille != null) {
+                    m.cpuPermille = d.cpuPermille >>> 0;
+                }
+                if (d.memAvailableKib != null) {
+                    if ($util.Long)
+                        m.memAvailableKib = $util.Long.fromValue(d.memAvailableKib, true);
+                    else if (typeof d.memAvailableKib === "string")
+                        m.memAvailableKib = $parseInt(d.memAvailableKib, 10);
+                    else if (typeof d.memAvailableKib === "number")
+                        m.memAvailableKib = d.memAvailableKib;
+                    else if (typeof d.memAvailableKib === "object")
+                        m.memAvailableKib = new $util.LongBits(d.memAvailableKib.low >>> 0, d.memAvailableKib.high >>> 0).toNumber(true);
+                }
+                if (d.temperatureMc != null) {
+                    m.temperatureMc = d.temperatureMc | 0;
+                }
+                if (d.uptimeS != null) {
+                    if ($util.Long)
+                        m.uptimeS = $util.Long.fromValue(d.uptimeS, true);
+                    else if (typeof d.uptimeS === "string")
+                        m.uptimeS = $parseInt(d.uptimeS, 10);
+                    else if (typeof d.uptimeS === "number")
+                        m.uptimeS = d.uptimeS;
+                    else if (typeof d.uptimeS === "object")
+                        m.uptimeS = new $util.LongBits(d.uptimeS.low >>> 0, d.uptimeS.high >>> 0).toNumber(true);
+                }
+                if (d.net) {
+                    if (!$Array.isArray(d.net))
+                        throw $TypeError(".pifleet.v1.PiSample.net: array expected");
+                    m.net = $Array(d.net.length);
+                    for (var i = 0; i < d.net.length; ++i) {
+                        if ($util.Long)
+                            m.net[i] = $util.Long.fromValue(d.net[i], true);
+                        else if (typeof d.net[i] === "string")
+                            m.net[i] = $parseInt(d.net[i], 10);
+                        else if (typeof d.net[i] === "number")
+                            m.net[i] = d.net[i];
+                        else if (typeof d.net[i] === "object")
+                            m.net[i] = new $util.LongBits(d.net[i].low >>> 0, d.net[i].high >>> 0).toNumber(true);
+                    }
+                }
+                if (d.rootfs != null) {
+                    if (!$util.isObject(d.rootfs))
+                        throw $TypeError(".pifleet.v1.PiSample.rootfs: object expected");
+                    m.rootfs = $root.pifleet.v1.RootFsHealth.fromObject(d.rootfs, q + 1);
+                }
+                if (d.apache != null) {
+                    if (!$util.isObject(d.apache))
+                        throw $TypeError(".pifleet.v1.PiSample.apache: object expected");
+                    m.apache = $root.pifleet.v1.ApacheSample.fromObject(d.apache, q + 1);
+                }
+                if (d.probe != null) {
+                    if (!$util.isObject(d.probe))
+                        throw $TypeError(".pifleet.v1.PiSample.probe: object expected");
+                    m.probe = $root.pifleet.v1.HttpProbe.fromObject(d.probe, q + 1);
+                }
+                if (d.replayed != null) {
+                    if (d.replayed) {
+                        m.replayed = $Boolean(d.replayed);
+                    }
+                }
+                return m;
+            };
+
+            /**
+             * Creates a plain object from a PiSample message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {pifleet.v1.PiSample} m PiSample
+             * @param {$protobuf.IConversionOptions} [o] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            PiSample.toObject = function (m, o, q) {
+                if (!o)
+                    o = {};
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var d = {};
+                if (o.arrays || o.defaults) {
+                    d.load = [];
+                    d.net = [];
+                }
+                if (o.defaults) {
+                    if ($util.Long) {
+                        var n = new $util.Long(0, 0, true);
+                        d.timeMs = o.longs === $String ? n.toString() : o.longs === $Number ? n.toNumber() : typeof $BigInt !== "undefined" && o.longs === $BigInt ? n.toBigInt() : n;
+                    } else
+                        d.timeMs = o.longs === $String ? "0" : typeof $BigInt !== "undefined" && o.longs === $BigInt ? $BigInt("0") : 0;
+                    d.spanMs = 0;
+                    d.rootfs = null;
+                    d.apache = null;
+                    d.probe = null;
+                    d.replayed = false;
+                }
+                if (m.timeMs != null && $Object.hasOwnProperty.call(m, "timeMs")) {
+                    if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                        d.timeMs = typeof m.timeMs === "number" ? $BigInt(m.timeMs) : $util.Long.fromBits(m.timeMs.low >>> 0, m.timeMs.high >>> 0, true).toBigInt();
+                    else if (typeof m.timeMs === "number")
+                        d.timeMs = o.longs === $String ? $String(m.timeMs) : m.timeMs;
+                    else
+                        d.timeMs = o.longs === $String ? $util.Long.prototype.toString.call(m.timeMs) : o.longs === $Number ? new $util.LongBits(m.timeMs.low >>> 0, m.timeMs.high >>> 0).toNumber(true) : m.timeMs;
+                }
+                if (m.spanMs != null && $Object.hasOwnProperty.call(m, "spanMs")) {
+                    d.spanMs = m.spanMs;
+                }
+                if (m.load && m.load.length) {
+                    d.load = $Array(m.load.length);
+                    for (var j = 0; j < m.load.length; ++j) {
+                        d.load[j] = m.load[j];
+                    }
+                }
+                if (m.cpuPermille != null && $Object.hasOwnProperty.call(m, "cpuPermille")) {
+                    d.cpuPermille = m.cpuPermille;
+                }
+                if (m.memAvailableKib != null && $Object.hasOwnProperty.call(m, "memAvailableKib")) {
+                    if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                        d.memAvailableKib = typeof m.memAvailableKib === "number" ? $BigInt(m.memAvailableKib) : $util.Long.fromBits(m.memAvailableKib.low >>> 0, m.memAvailableKib.high >>> 0, true).toBigInt();
+                    else if (typeof m.memAvailableKib === "number")
+                        d.memAvailableKib = o.longs === $String ? $String(m.memAvailableKib) : m.memAvailableKib;
+                    else
+                        d.memAvailableKib = o.longs === $String ? $util.Long.prototype.toString.call(m.memAvailableKib) : o.longs === $Number ? new $util.LongBits(m.memAvailableKib.low >>> 0, m.memAvailableKib.high >>> 0).toNumber(true) : m.memAvailableKib;
+                }
+                if (m.temperatureMc != null && $Object.hasOwnProperty.call(m, "temperatureMc")) {
+                    d.temperatureMc = m.temperatureMc;
+                }
+                if (m.uptimeS != null && $Object.hasOwnProperty.call(m, "uptimeS")) {
+                    if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                        d.uptimeS = typeof m.uptimeS === "number" ? $BigInt(m.uptimeS) : $util.Long.fromBits(m.uptimeS.low >>> 0, m.uptimeS.high >>> 0, true).toBigInt();
+                    else if (typeof m.uptimeS === "number")
+                        d.uptimeS = o.longs === $String ? $String(m.uptimeS) : m.uptimeS;
+                    else
+                        d.uptimeS = o.longs === $String ? $util.Long.prototype.toString.call(m.uptimeS) : o.longs === $Number ? new $util.LongBits(m.uptimeS.low >>> 0, m.uptimeS.high >>> 0).toNumber(true) : m.uptimeS;
+                }
+                if (m.net && m.net.length) {
+                    d.net = $Array(m.net.length);
+                    for (var j = 0; j < m.net.length; ++j) {
+                        if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                            d.net[j] = typeof m.net[j] === "number" ? $BigInt(m.net[j]) : $util.Long.fromBits(m.net[j].low >>> 0, m.net[j].high >>> 0, true).toBigInt();
+                        else if (typeof m.net[j] === "number")
+                            d.net[j] = o.longs === $String ? $String(m.net[j]) : m.net[j];
+                        else
+                            d.net[j] = o.longs === $String ? $util.Long.prototype.toString.call(m.net[j]) : o.longs === $Number ? new $util.LongBits(m.net[j].low >>> 0, m.net[j].high >>> 0).toNumber(true) : m.net[j];
+                    }
+                }
+                if (m.rootfs != null && $Object.hasOwnProperty.call(m, "rootfs")) {
+                    d.rootfs = $root.pifleet.v1.RootFsHealth.toObject(m.rootfs, o, q + 1);
+                }
+                if (m.apache != null && $Object.hasOwnProperty.call(m, "apache")) {
+                    d.apache = $root.pifleet.v1.ApacheSample.toObject(m.apache, o, q + 1);
+                }
+                if (m.probe != null && $Object.hasOwnProperty.call(m, "probe")) {
+                    d.probe = $root.pifleet.v1.HttpProbe.toObject(m.probe, o, q + 1);
+                }
+                if (m.replayed != null && $Object.hasOwnProperty.call(m, "replayed")) {
+                    d.replayed = m.replayed;
+                }
+                return d;
+            };
+
+            /**
+             * Converts this PiSample to JSON.
+             * @function toJSON
+             * @memberof pifleet.v1.PiSample
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            PiSample.prototype.toJSON = function() {
+                return PiSample.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for PiSample
+             * @function getTypeUrl
+             * @memberof pifleet.v1.PiSample
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            PiSample.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/pifleet.v1.PiSample";
+            };
+
+            return PiSample;
+        })();
+
+        v1.ApacheSample = (function() {
+
+            /**
+             * Properties of an ApacheSample.
+             * @typedef {Object} pifleet.v1.ApacheSample.$Properties
+             * @property {boolean|null} [reachable] ApacheSample reachable
+             * @property {string|null} [error] ApacheSample error
+             * @property {number|null} [busyWorkers] ApacheSample busyWorkers
+             * @property {number|null} [idleWorkers] ApacheSample idleWorkers
+             * @property {number|null} [accesses] ApacheSample accesses
+             * @property {Array.<number>|null} [slots] ApacheSample slots
+             * @property {number|null} [uptimeS] ApacheSample uptimeS
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an ApacheSample.
+             * @memberof pifleet.v1
+             * @interface IApacheSample
+             * @augments pifleet.v1.ApacheSample.$Properties
+             * @deprecated Use pifleet.v1.ApacheSample.$Properties instead.
+             */
+
+            /**
+             * Shape of an ApacheSample.
+             * @typedef {pifleet.v1.ApacheSample.$Properties} pifleet.v1.ApacheSample.$Shape
+             */
+
+            /**
+             * Constructs a new ApacheSample.
+             * @memberof pifleet.v1
+             * @classdesc Represents an ApacheSample.
+             * @constructor
+             * @param {pifleet.v1.ApacheSample.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ApacheSample = function (p) {
+                this.slots = [];
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * ApacheSample reachable.
+             * @member {boolean} reachable
+             * @memberof pifleet.v1.ApacheSample
+             * @instance
+             */
+            ApacheSample.prototype.reachable = false;
+
+            /**
+             * ApacheSample error.
+             * @member {string} error
+             * @memberof pifleet.v1.ApacheSample
+             * @instance
+             */
+            ApacheSample.prototype.error = "";
+
+            /**
+             * ApacheSample busyWorkers.
+             * @member {number} busyWorkers
+             * @memberof pifleet.v1.ApacheSample
+             * @instance
+             */
+            ApacheSample.prototype.busyWorkers = 0;
+
+            /**
+             * ApacheSample idleWorkers.
+             * @member {number} idleWorkers
+             * @memberof pifleet.v1.ApacheSample
+             * @instance
+             */
+            ApacheSample.prototype.idleWorkers = 0;
+
+            /**
+             * ApacheSample accesses.
+             * @member {number} accesses
+             * @memberof pifleet.v1.ApacheSample
+             * @instance
+             */
+            ApacheSample.prototype.accesses = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * ApacheSample slots.
+             * @member {Array.<number>} slots
+             * @memberof pifleet.v1.ApacheSample
+             * @instance
+             */
+            ApacheSample.prototype.slots = $util.emptyArray;
+
+            /**
+             * ApacheSample uptimeS.
+             * @member {number} uptimeS
+             * @memberof pifleet.v1.ApacheSample
+             * @instance
+             */
+            ApacheSample.prototype.uptimeS = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * Creates a new ApacheSample instance using the specified properties.
+             * @function create
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {pifleet.v1.ApacheSample.$Properties=} [properties] Properties to set
+             * @returns {pifleet.v1.ApacheSample} ApacheSample instance
+             * @type {{
+             *   (properties: pifleet.v1.ApacheSample.$Shape): pifleet.v1.ApacheSample & pifleet.v1.ApacheSample.$Shape;
+             *   (properties?: pifleet.v1.ApacheSample.$Properties): pifleet.v1.ApacheSample;
+             * }}
+             */
+            ApacheSample.create = function(properties) {
+                return new ApacheSample(properties);
+            };
+
+            /**
+             * Encodes the specified ApacheSample message. Does not implicitly {@link pifleet.v1.ApacheSample.verify|verify} messages.
+             * @function encode
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {pifleet.v1.ApacheSample.$Properties} m ApacheSample message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ApacheSample.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.reachable != null && $Object.hasOwnProperty.call(m, "reachable") && m.reachable !== false)
+                    w.uint32(/* id 1, wireType 0 =*/8).bool(m.reachable);
+                if (m.error != null && $Object.hasOwnProperty.call(m, "error") && m.error !== "")
+                    w.uint32(/* id 2, wireType 2 =*/18).string(m.error);
+                if (m.busyWorkers != null && $Object.hasOwnProperty.call(m, "busyWorkers") && m.busyWorkers !== 0)
+                    w.uint32(/* id 3, wireType 0 =*/24).uint32(m.busyWorkers);
+                if (m.idleWorkers != null && $Object.hasOwnProperty.call(m, "idleWorkers") && m.idleWorkers !== 0)
+                    w.uint32(/* id 4, wireType 0 =*/32).uint32(m.idleWorkers);
+                if (m.accesses != null && $Object.hasOwnProperty.call(m, "accesses") && (typeof m.accesses === "object" ? m.accesses.low || m.accesses.high : m.accesses !== 0))
+                    w.uint32(/* id 5, wireType 0 =*/40).uint64(m.accesses);
+                if (m.slots != null && m.slots.length) {
+                    w.uint32(/* id 6, wireType 2 =*/50).uint32s(m.slots);
+                }
+                if (m.uptimeS != null && $Object.hasOwnProperty.call(m, "uptimeS") && (typeof m.uptimeS === "object" ? m.uptimeS.low || m.uptimeS.high : m.uptimeS !== 0))
+                    w.uint32(/* id 7, wireType 0 =*/56).uint64(m.uptimeS);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Encodes the specified ApacheSample message, length delimited. Does not implicitly {@link pifleet.v1.ApacheSample.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {pifleet.v1.ApacheSample.$Properties} message ApacheSample message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ApacheSample.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes an ApacheSample message from the specified reader or buffer.
+             * @function decode
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {pifleet.v1.ApacheSample & pifleet.v1.ApacheSample.$Shape} ApacheSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ApacheSample.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.pifleet.v1.ApacheSample();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.reachable = v;
+                            else
+                                delete m.reachable;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.error = v;
+                            else
+                                delete m.error;
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.busyWorkers = v;
+                            else
+                                delete m.busyWorkers;
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.idleWorkers = v;
+                            else
+                                delete m.idleWorkers;
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.accesses = v;
+                            else
+                                delete m.accesses;
+                            continue;
+                        }
+                    case 6: {
+                            if (u === 2) {
+                                if (!(m.slots && m.slots.length))
+                                    m.slots = [];
+                                r.uint32s(m.slots);
+                                continue;
+                            }
+                            if (u !== 0)
+                                break;
+                            if (!(m.slots && m.slots.length))
+                                m.slots = [];
+                            m.slots.push(r.uint32());
+                            continue;
+                        }
+                    case 7: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.uptimeS = v;
+                            else
+                                delete m.uptimeS;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Decodes an ApacheSample message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {pifleet.v1.ApacheSample & pifleet.v1.ApacheSample.$Shape} ApacheSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ApacheSample.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies an ApacheSample message.
+             * @function verify
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {Object.<string,*>} m Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            ApacheSample.verify = function (m, q) {
+                if (typeof m !== "object" || m === null)
+                    return "object expected";
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (m.reachable != null && $Object.hasOwnProperty.call(m, "reachable")) {
+                    if (typeof m.reachable !== "boolean")
+                        return "reachable: boolean expected";
+                }
+                if (m.error != null && $Object.hasOwnProperty.call(m, "error")) {
+                    if (!$util.isString(m.error))
+                        return "error: string expected";
+                }
+                if (m.busyWorkers != null && $Object.hasOwnProperty.call(m, "busyWorkers")) {
+                    if (!$util.isInteger(m.busyWorkers))
+                        return "busyWorkers: integer expected";
+                }
+                if (m.idleWorkers != null && $Object.hasOwnProperty.call(m, "idleWorkers")) {
+                    if (!$util.isInteger(m.idleWorkers))
+                        return "idleWorkers: integer expected";
+                }
+                if (m.accesses != null && $Object.hasOwnProperty.call(m, "accesses")) {
+                    if (!$util.isInteger(m.accesses) && !(m.accesses && $util.isInteger(m.accesses.low) && $util.isInteger(m.accesses.high)))
+                        return "accesses: integer|Long expected";
+                }
+                if (m.slots != null && $Object.hasOwnProperty.call(m, "slots")) {
+                    if (!$Array.isArray(m.slots))
+                        return "slots: array expected";
+                    for (var i = 0; i < m.slots.length; ++i) {
+                        if (!$util.isInteger(m.slots[i]))
+                            return "slots: integer[] expected";
+                    }
+                }
+                if (m.uptimeS != null && $Object.hasOwnProperty.call(m, "uptimeS")) {
+                    if (!$util.isInteger(m.uptimeS) && !(m.uptimeS && $util.isInteger(m.uptimeS.low) && $util.isInteger(m.uptimeS.high)))
+                        return "uptimeS: integer|Long expected";
+                }
+                return null;
+            };
+
+            /**
+             * Creates an ApacheSample message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {Object.<string,*>} d Plain object
+             * @returns {pifleet.v1.ApacheSample} ApacheSample
+             */
+            ApacheSample.fromObject = function (d, q) {
+                if (d instanceof $root.pifleet.v1.ApacheSample)
+                    return d;
+                if (!$util.isObject(d))
+                    throw $TypeError(".pifleet.v1.ApacheSample: object expected");
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var m = new $root.pifleet.v1.ApacheSample();
+                if (d.reachable != null) {
+                    if (d.reachable) {
+                        m.reachable = $Boolean(d.reachable);
+                    }
+                }
+                if (d.error != null) {
+                    if (typeof d.error !== "string" || d.error.length) {
+                        m.error = $String(d.error);
+                    }
+                }
+                if (d.busyWorkers != null) {
+                    if ($Number(d.busyWorkers) !== 0) {
+                        m.busyWorkers = d.busyWorkers >>> 0;
+                    }
+                }
+                if (d.idleWorkers != null) {
+                    if ($Number(d.idleWorkers) !== 0) {
+                        m.idleWorkers = d.idleWorkers >>> 0;
+                    }
+                }
+                if (d.accesses != null) {
+                    if (typeof d.accesses === "object" ? d.accesses.low || d.accesses.high : $Number(d.accesses) !== 0) {
+                        if ($util.Long)
+                            m.accesses = $util.Long.fromValue(d.accesses, true);
+                        else if (typeof d.accesses === "string")
+                            m.accesses = $parseInt(d.accesses, 10);
+                        else if (typeof d.accesses === "number")
+                            m.accesses = d.accesses;
+                        else if (typeof d.accesses === "object")
+                            m.accesses = new $util.LongBits(d.accesses.low >>> 0, d.accesses.high >>> 0).toNumber(true);
+                    }
+                }
+                if (d.slots) {
+                    if (!$Array.isArray(d.slots))
+                        throw $TypeError(".pifleet.v1.ApacheSample.slots: array expected");
+                    m.slots = $Array(d.slots.length);
+                    for (var i = 0; i < d.slots.length; ++i) {
+                        m.slots[i] = d.slots[i] >>> 0;
+                    }
+                }
+                if (d.uptimeS != null) {
+                    if (typeof d.uptimeS === "object" ? d.uptimeS.low || d.uptimeS.high : $Number(d.uptimeS) !== 0) {
+                        if ($util.Long)
+                            m.uptimeS = $util.Long.fromValue(d.uptimeS, true);
+                        else if (typeof d.uptimeS === "string")
+                            m.uptimeS = $parseInt(d.uptimeS, 10);
+                        else if (typeof d.uptimeS === "number")
+                            m.uptimeS = d.uptimeS;
+                        else if (typeof d.uptimeS === "object")
+                            m.uptimeS = new $util.LongBits(d.uptimeS.low >>> 0, d.uptimeS.high >>> 0).toNumber(true);
+                    }
+                }
+                return m;
+            };
+
+            /**
+             * Creates a plain object from an ApacheSample message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {pifleet.v1.ApacheSample} m ApacheSample
+             * @param {$protobuf.IConversionOptions} [o] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            ApacheSample.toObject = function (m, o, q) {
+                if (!o)
+                    o = {};
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var d = {};
+                if (o.arrays || o.defaults) {
+                    d.slots = [];
+                }
+                if (o.defaults) {
+                    d.reachable = false;
+                    d.error = "";
+                    d.busyWorkers = 0;
+                    d.idleWorkers = 0;
+                    if ($util.Long) {
+                        var n = new $util.Long(0, 0, true);
+                        d.accesses = o.longs === $String ? n.toString() : o.longs === $Number ? n.toNumber() : typeof $BigInt !== "undefined" && o.longs === $BigInt ? n.toBigInt() : n;
+                    } else
+                        d.accesses = o.longs === $String ? "0" : typeof $BigInt !== "undefined" && o.longs === $BigInt ? $BigInt("0") : 0;
+                    if ($util.Long) {
+                        var n = new $util.Long(0, 0, true);
+                        d.uptimeS = o.longs === $String ? n.toString() : o.longs === $Number ? n.toNumber() : typeof $BigInt !== "undefined" && o.longs === $BigInt ? n.toBigInt() : n;
+                    } else
+                        d.uptimeS = o.longs === $String ? "0" : typeof $BigInt !== "undefined" && o.longs === $BigInt ? $BigInt("0") : 0;
+                }
+                if (m.reachable != null && $Object.hasOwnProperty.call(m, "reachable")) {
+                    d.reachable = m.reachable;
+                }
+                if (m.error != null && $Object.hasOwnProperty.call(m, "error")) {
+                    d.error = m.error;
+                }
+                if (m.busyWorkers != null && $Object.hasOwnProperty.call(m, "busyWorkers")) {
+                    d.busyWorkers = m.busyWorkers;
+                }
+                if (m.idleWorkers != null && $Object.hasOwnProperty.call(m, "idleWorkers")) {
+                    d.idleWorkers = m.idleWorkers;
+                }
+                if (m.accesses != null && $Object.hasOwnProperty.call(m, "accesses")) {
+                    if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                        d.accesses = typeof m.accesses === "number" ? $BigInt(m.accesses) : $util.Long.fromBits(m.accesses.low >>> 0, m.accesses.high >>> 0, true).toBigInt();
+                    else if (typeof m.accesses === "number")
+                        d.accesses = o.longs === $String ? $String(m.accesses) : m.accesses;
+                    else
+                        d.accesses = o.longs === $String ? $util.Long.prototype.toString.call(m.accesses) : o.longs === $Number ? new $util.LongBits(m.accesses.low >>> 0, m.accesses.high >>> 0).toNumber(true) : m.accesses;
+                }
+                if (m.slots && m.slots.length) {
+                    d.slots = $Array(m.slots.length);
+                    for (var j = 0; j < m.slots.length; ++j) {
+                        d.slots[j] = m.slots[j];
+                    }
+                }
+                if (m.uptimeS != null && $Object.hasOwnProperty.call(m, "uptimeS")) {
+                    if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                        d.uptimeS = typeof m.uptimeS === "number" ? $BigInt(m.uptimeS) : $util.Long.fromBits(m.uptimeS.low >>> 0, m.uptimeS.high >>> 0, true).toBigInt();
+                    else if (typeof m.uptimeS === "number")
+                        d.uptimeS = o.longs === $String ? $String(m.uptimeS) : m.uptimeS;
+                    else
+                        d.uptimeS = o.longs === $String ? $util.Long.prototype.toString.call(m.uptimeS) : o.longs === $Number ? new $util.LongBits(m.uptimeS.low >>> 0, m.uptimeS.high >>> 0).toNumber(true) : m.uptimeS;
+                }
+                return d;
+            };
+
+            /**
+             * Converts this ApacheSample to JSON.
+             * @function toJSON
+             * @memberof pifleet.v1.ApacheSample
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            ApacheSample.prototype.toJSON = function() {
+                return ApacheSample.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for ApacheSample
+             * @function getTypeUrl
+             * @memberof pifleet.v1.ApacheSample
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ApacheSample.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/pifleet.v1.ApacheSample";
+            };
+
+            return ApacheSample;
         })();
 
         v1.ErrorFrame = (function() {
@@ -7537,6 +9428,8 @@ export const pifleet = $root.pifleet = (() => {
              * @property {number|null} [attempts] PiStatus attempts
              * @property {boolean|null} [connected] PiStatus connected
              * @property {boolean|null} [held] PiStatus held
+             * @property {pifleet.v1.PiSample.$Properties|null} [lastSample] PiStatus lastSample
+             * @property {pifleet.v1.AgentFacts.$Properties|null} [facts] PiStatus facts
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -7649,6 +9542,22 @@ export const pifleet = $root.pifleet = (() => {
             PiStatus.prototype.held = false;
 
             /**
+             * PiStatus lastSample.
+             * @member {pifleet.v1.PiSample.$Properties|null|undefined} lastSample
+             * @memberof pifleet.v1.PiStatus
+             * @instance
+             */
+            PiStatus.prototype.lastSample = null;
+
+            /**
+             * PiStatus facts.
+             * @member {pifleet.v1.AgentFacts.$Properties|null|undefined} facts
+             * @memberof pifleet.v1.PiStatus
+             * @instance
+             */
+            PiStatus.prototype.facts = null;
+
+            /**
              * Creates a new PiStatus instance using the specified properties.
              * @function create
              * @memberof pifleet.v1.PiStatus
@@ -7700,6 +9609,10 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 9, wireType 0 =*/72).bool(m.connected);
                 if (m.held != null && $Object.hasOwnProperty.call(m, "held") && m.held !== false)
                     w.uint32(/* id 10, wireType 0 =*/80).bool(m.held);
+                if (m.lastSample != null && $Object.hasOwnProperty.call(m, "lastSample"))
+                    $root.pifleet.v1.PiSample.encode(m.lastSample, w.uint32(/* id 11, wireType 2 =*/90).fork(), q + 1).ldelim();
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts"))
+                    $root.pifleet.v1.AgentFacts.encode(m.facts, w.uint32(/* id 12, wireType 2 =*/98).fork(), q + 1).ldelim();
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -7844,6 +9757,18 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.held;
                             continue;
                         }
+                    case 11: {
+                            if (u !== 2)
+                                break;
+                            m.lastSample = $root.pifleet.v1.PiSample.decode(r, r.size(), $undefined, q + 1, m.lastSample);
+                            continue;
+                        }
+                    case 12: {
+                            if (u !== 2)
+                                break;
+                            m.facts = $root.pifleet.v1.AgentFacts.decode(r, r.size(), $undefined, q + 1, m.facts);
+                            continue;
+                        }
                     }
                     r.skipType(u, q, t);
                     if (!r.discardUnknown) {
@@ -7934,6 +9859,20 @@ export const pifleet = $root.pifleet = (() => {
                 if (m.held != null && $Object.hasOwnProperty.call(m, "held")) {
                     if (typeof m.held !== "boolean")
                         return "held: boolean expected";
+                }
+                if (m.lastSample != null && $Object.hasOwnProperty.call(m, "lastSample")) {
+                    {
+                        var e = $root.pifleet.v1.PiSample.verify(m.lastSample, q + 1);
+                        if (e)
+                            return "lastSample." + e;
+                    }
+                }
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts")) {
+                    {
+                        var e = $root.pifleet.v1.AgentFacts.verify(m.facts, q + 1);
+                        if (e)
+                            return "facts." + e;
+                    }
                 }
                 return null;
             };
@@ -8062,6 +10001,16 @@ export const pifleet = $root.pifleet = (() => {
                         m.held = $Boolean(d.held);
                     }
                 }
+                if (d.lastSample != null) {
+                    if (!$util.isObject(d.lastSample))
+                        throw $TypeError(".pifleet.v1.PiStatus.lastSample: object expected");
+                    m.lastSample = $root.pifleet.v1.PiSample.fromObject(d.lastSample, q + 1);
+                }
+                if (d.facts != null) {
+                    if (!$util.isObject(d.facts))
+                        throw $TypeError(".pifleet.v1.PiStatus.facts: object expected");
+                    m.facts = $root.pifleet.v1.AgentFacts.fromObject(d.facts, q + 1);
+                }
                 return m;
             };
 
@@ -8101,6 +10050,8 @@ export const pifleet = $root.pifleet = (() => {
                     d.attempts = 0;
                     d.connected = false;
                     d.held = false;
+                    d.lastSample = null;
+                    d.facts = null;
                 }
                 if (m.name != null && $Object.hasOwnProperty.call(m, "name")) {
                     d.name = m.name;
@@ -8141,6 +10092,12 @@ export const pifleet = $root.pifleet = (() => {
                 }
                 if (m.held != null && $Object.hasOwnProperty.call(m, "held")) {
                     d.held = m.held;
+                }
+                if (m.lastSample != null && $Object.hasOwnProperty.call(m, "lastSample")) {
+                    d.lastSample = $root.pifleet.v1.PiSample.toObject(m.lastSample, o, q + 1);
+                }
+                if (m.facts != null && $Object.hasOwnProperty.call(m, "facts")) {
+                    d.facts = $root.pifleet.v1.AgentFacts.toObject(m.facts, o, q + 1);
                 }
                 return d;
             };

@@ -26,6 +26,8 @@ export interface FleetClientOptions {
   ca?: string | Buffer;
   maxFrameBytes?: number;
   agentVersion?: string;
+  /** Pi agents: their static facts, read at each hello (their presence offers PiSample). */
+  facts?: () => v1.AgentFacts.$Properties | undefined;
   logger?: Logger;
 }
 
@@ -53,6 +55,8 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   private readonly queue: Body[] = [];
   private readonly key;
   dropped = 0;
+  /** What the coordinator's last HelloAck said: it takes PiSample (a coordinator before 0.2 does not). */
+  acceptsSamples = false;
 
   constructor(private readonly opts: FleetClientOptions) {
     super();
@@ -162,12 +166,15 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
         };
         if (this.key) hello.signature = signHello(this.key, this.opts.role, this.opts.identity, nonce);
         if (this.opts.token) hello.token = this.opts.token;
+        const facts = this.opts.facts?.();
+        if (facts) hello.facts = facts;
         ws.send(encodeEnvelope({ seq: ++this.seq, hello }));
         return;
       }
       case "helloAck": {
         this.authenticated = true;
         this.attempt = 0;
+        this.acceptsSamples = Boolean(env.helloAck!.acceptsSamples);
         const backlog = this.queue.splice(0);
         this.emit("ready", env.helloAck as v1.HelloAck);
         for (const body of backlog) this.send(body);

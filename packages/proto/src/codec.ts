@@ -7,7 +7,7 @@ export type EnvelopeInit = pifleet.v1.Envelope.$Properties;
 
 /** Bumped only when a change is not backwards compatible; peers refuse any other. */
 export const PROTOCOL_VERSION = 1;
-/** Default frame limit. A Pi report is a few hundred bytes; a 96-Pi snapshot ~100 KiB. */
+/** Default frame limit. A Pi sample is about 100 bytes; a 96-Pi snapshot some 20 KiB. */
 export const MAX_FRAME_BYTES = 256 * 1024;
 
 export type BodyName = NonNullable<Envelope["body"]>;
@@ -49,7 +49,7 @@ export function decodeEnvelope(data: Uint8Array, maxBytes = MAX_FRAME_BYTES): En
   return env as Envelope & { body: BodyName };
 }
 
-const NO_ENUMS = new Set<BodyName>(["piReport", "fileserverReport", "commandResult"]);
+const NO_ENUMS = new Set<BodyName>(["piReport", "piSample", "facts", "fileserverReport", "commandResult"]);
 
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -82,12 +82,32 @@ function validateBody(env: Envelope, body: BodyName): string | null {
       if (!NAME_RE.test(h.identity)) return "identity: must be an enrolled name";
       if (h.nonce.length !== 32) return "nonce: must echo the 32-byte challenge";
       if (h.signature.length > FIELD_LIMITS.signature) return `signature: longer than ${FIELD_LIMITS.signature} bytes`;
-      return tooLong("token", h.token, FIELD_LIMITS.token) ?? tooLong("agentVersion", h.agentVersion, FIELD_LIMITS.agentVersion);
+      return (
+        tooLong("token", h.token, FIELD_LIMITS.token) ??
+        tooLong("agentVersion", h.agentVersion, FIELD_LIMITS.agentVersion) ??
+        (h.facts ? prefixed("facts", validateFacts(h.facts as v1.AgentFacts)) : null)
+      );
+    }
+    case "facts":
+      return validateFacts(env.facts as v1.AgentFacts);
+    case "piSample": {
+      const s = env.piSample as v1.PiSample;
+      if (s.load.length > 3) return "load: at most 3 averages";
+      if (s.net.length % 6 !== 0) return `net: ${s.net.length} counters is not 6 per interface`;
+      if (s.net.length > 6 * MAX_INTERFACES) return `net: at most ${MAX_INTERFACES} interfaces`;
+      const a = s.apache as v1.ApacheSample | null;
+      if (a) {
+        if (a.slots.length > 32) return "apache.slots: at most 32 states";
+        if (a.error.length > MAX_ERROR) return `apache.error: longer than ${MAX_ERROR}`;
+      }
+      const p = s.probe as v1.HttpProbe | null;
+      if (p && p.error.length > MAX_ERROR) return `probe.error: longer than ${MAX_ERROR}`;
+      return null;
     }
     case "piReport": {
       const r = env.piReport as v1.PiReport;
       if (!NAME_RE.test(r.pi)) return "pi: must be a Pi name";
-      if (r.net.length > 64) return "net: at most 64 interfaces";
+      if (r.net.length > MAX_INTERFACES) return `net: at most ${MAX_INTERFACES} interfaces`;
       if (r.apache && (r.apache.scoreboard ?? "").length > 4096) return "apache.scoreboard: longer than 4096";
       return (
         tooLong("apache.error", r.apache?.error, FIELD_LIMITS.reportText) ??
@@ -125,6 +145,24 @@ function validateBody(env: Envelope, body: BodyName): string | null {
     default:
       return null;
   }
+}
+
+/** Interfaces one report may carry. */
+export const MAX_INTERFACES = 64;
+const MAX_ERROR = 1024;
+const IFNAME_RE = /^[^\s/:]{1,15}$/;
+
+function validateFacts(f: v1.AgentFacts): string | null {
+  if (f.interfaces.length > MAX_INTERFACES) return `interfaces: at most ${MAX_INTERFACES}`;
+  const bad = f.interfaces.findIndex((n) => !IFNAME_RE.test(n));
+  if (bad >= 0) return `interfaces[${bad}]: ${JSON.stringify(f.interfaces[bad].slice(0, 40))} is not an interface name`;
+  if (new Set(f.interfaces).size !== f.interfaces.length) return "interfaces: a name appears twice";
+  for (const k of ["agentVersion", "nodeVersion", "arch"] as const) if (f[k].length > 64) return `${k}: longer than 64`;
+  return null;
+}
+
+function prefixed(field: string, problem: string | null): string | null {
+  return problem && `${field}.${problem}`;
 }
 
 export const OPERATOR_ACTIONS = ["cycle", "drain", "undrain", "rebuild", "release", "apply"] as const;

@@ -4,3 +4,4 @@ export * from "./codec.js";
 export * from "./hello.js";
 export * from "./client.js";
 export * from "./shared-body.js";
+export * from "./sample.js";

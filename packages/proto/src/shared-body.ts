@@ -21,7 +21,17 @@ export function envelopeAround(seq: number, name: SharedBodyName, body: Uint8Arr
  * The bytes of one top-level envelope field as they arrived (e.g. a PiReport), copied out of the
  * frame: the coordinator forwards a report to watchers and the database without re-encoding it.
  */
-export function rawBodyOf(frame: Uint8Array, name: "piReport"): Uint8Array | undefined {
+export function rawBodyOf(frame: Uint8Array, name: RawBodyName): Uint8Array | undefined {
+  const at = rawBodyRange(frame, name);
+  // A copy, never a view: a Buffer's slice shares memory with the whole socket read.
+  return at ? new Uint8Array(frame.subarray(at[0], at[1])) : undefined;
+}
+
+/**
+ * Where one top-level envelope field's bytes lie in a frame ([start, end)), so the caller can copy
+ * them into a buffer it keeps (the coordinator keeps one per Pi): no allocation per report.
+ */
+export function rawBodyRange(frame: Uint8Array, name: RawBodyName): [number, number] | undefined {
   // A few top-level fields to step over: read by hand, no Reader object per frame.
   const want = BODY_FIELD[name];
   let p = 0;
@@ -47,8 +57,7 @@ export function rawBodyOf(frame: Uint8Array, name: "piReport"): Uint8Array | und
     } else if (wire === 2) {
       const len = varint();
       if (len < 0 || p + len > n) return undefined;
-      // A copy, never a view: a Buffer's slice shares memory with the whole socket read.
-      if (Math.floor(tag / 8) === want) return new Uint8Array(frame.subarray(p, p + len));
+      if (Math.floor(tag / 8) === want) return [p, p + len];
       p += len;
     } else if (wire === 1) p += 8;
     else if (wire === 5) p += 4;
@@ -56,14 +65,16 @@ export function rawBodyOf(frame: Uint8Array, name: "piReport"): Uint8Array | und
   }
   return undefined;
 }
-const BODY_FIELD = { piReport: 14 } as const;
+const BODY_FIELD = { piReport: 14, piSample: 22 } as const;
+export type RawBodyName = keyof typeof BODY_FIELD;
 
 /**
- * PiStatus bytes with `last_report` given already encoded (field 7); `status.lastReport` itself is
- * not encoded. Written by hand: the feed encodes one of these per report, and protobufjs' Writer
- * allocates an object per field. The test checks it decodes exactly like v1.PiStatus.encode.
+ * PiStatus bytes with `last_sample` (field 11) and `facts` (field 12) given already encoded;
+ * `status.lastSample`, `status.facts` and `status.lastReport` themselves are not encoded. Written
+ * by hand: the feed encodes one of these per report, and protobufjs' Writer allocates an object
+ * per field. The test checks it decodes exactly like v1.PiStatus.encode.
  */
-export function encodePiStatusWithReport(s: v1.PiStatus.$Properties, report: Uint8Array | null | undefined): Uint8Array {
+export function encodePiStatusWith(s: v1.PiStatus.$Properties, sample: Uint8Array | null | undefined, facts: Uint8Array | null | undefined): Uint8Array {
   const name = s.name ?? "";
   const reason = s.reason ?? "";
   const nameLen = Buffer.byteLength(name);
@@ -80,10 +91,11 @@ export function encodePiStatusWithReport(s: v1.PiStatus.$Properties, report: Uin
   if (reasonLen) size += 1 + varintSize(reasonLen) + reasonLen;
   if (seen) size += 1 + varintSize(seen);
   if (since) size += 1 + varintSize(since);
-  if (report) size += 1 + varintSize(report.byteLength) + report.byteLength;
   if (attempts) size += 1 + varintSize(attempts);
   if (s.connected) size += 2;
   if (s.held) size += 2;
+  if (sample) size += 1 + varintSize(sample.byteLength) + sample.byteLength;
+  if (facts) size += 1 + varintSize(facts.byteLength) + facts.byteLength;
   const b = Buffer.allocUnsafe(size);
   let p = 0;
   if (nameLen) {
@@ -112,12 +124,6 @@ export function encodePiStatusWithReport(s: v1.PiStatus.$Properties, report: Uin
     b[p++] = 6 << 3;
     p = writeVarint(b, p, since);
   }
-  if (report) {
-    b[p++] = (7 << 3) | 2;
-    p = writeVarint(b, p, report.byteLength);
-    b.set(report, p);
-    p += report.byteLength;
-  }
   if (attempts) {
     b[p++] = 8 << 3;
     p = writeVarint(b, p, attempts);
@@ -129,6 +135,18 @@ export function encodePiStatusWithReport(s: v1.PiStatus.$Properties, report: Uin
   if (s.held) {
     b[p++] = 10 << 3;
     b[p++] = 1;
+  }
+  if (sample) {
+    b[p++] = (11 << 3) | 2;
+    p = writeVarint(b, p, sample.byteLength);
+    b.set(sample, p);
+    p += sample.byteLength;
+  }
+  if (facts) {
+    b[p++] = (12 << 3) | 2;
+    p = writeVarint(b, p, facts.byteLength);
+    b.set(facts, p);
+    p += facts.byteLength;
   }
   return b;
 }

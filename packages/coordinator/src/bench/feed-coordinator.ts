@@ -22,10 +22,14 @@ const { port } = await coordinator.start();
 if (process.env.PIFLEET_BENCH_VERBOSE) {
   // Where the time goes when latency climbs: event-loop stalls, memory, connections.
   const { monitorEventLoopDelay } = await import("node:perf_hooks");
+  const v8 = await import("node:v8");
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
   setInterval(() => {
-    process.stderr.write(`${JSON.stringify({ lagMaxMs: Math.round(lag.max / 1e6), lagP99Ms: Math.round(lag.percentile(99) / 1e6), rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20), agents: coordinator.connectedAgents().length })}\n`);
+    const m = process.memoryUsage();
+    const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((sp) => [sp.space_name.replace(/_space$/, ""), Math.round(sp.space_size / 2 ** 20)]));
+    const mb = (x: number) => Math.round(x / 2 ** 20);
+    process.stderr.write(`${JSON.stringify({ lagMaxMs: Math.round(lag.max / 1e6), lagP99Ms: Math.round(lag.percentile(99) / 1e6), rssMiB: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers), spaces, agents: coordinator.connectedAgents().length })}\n`);
     lag.reset();
   }, 1000).unref();
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "@pifleet/core";
-import { FleetClient, v1 } from "@pifleet/proto";
+import { FleetClient, SampleEncoder, v1 } from "@pifleet/proto";
 import { LeanAgent } from "./lean-agent.js";
 
 export interface SimAgentSpec {
@@ -27,6 +27,8 @@ export interface SimFleetOptions {
    */
   lean?: boolean;
   leanRefresh?: number;
+  /** "report": agents before pifleet 0.2, sending PiReport and no facts. Default "sample". */
+  format?: "sample" | "report";
   logger?: Logger;
 }
 
@@ -44,6 +46,7 @@ interface SimAgent {
   lean?: LeanAgent;
   /** Lean agents: the encoded report without time_ms, and how many more times it is reused. */
   template?: Uint8Array;
+  encoder: SampleEncoder;
   reuse: number;
   fault: SimFault | null;
   load: number;
@@ -78,6 +81,7 @@ export class SimFleet extends EventEmitter<{ refused: [identity: string, error: 
       const a: SimAgent = {
         spec,
         client: undefined as unknown as Transport,
+        encoder: new SampleEncoder({ agentVersion: "sim", nodeVersion: process.version, arch: process.arch }),
         fault: null,
         reuse: 0,
         load: 0.2 + Math.random() * 0.5,
@@ -85,8 +89,11 @@ export class SimFleet extends EventEmitter<{ refused: [identity: string, error: 
         tx: Math.floor(Math.random() * 1e9),
         accesses: Math.floor(Math.random() * 1e6),
       };
+      // Primes the facts (interfaces, memory, scoreboard) the hello carries.
+      a.encoder.encode(simReport(spec.identity, a, this.scoreboard));
+      const facts = o.format === "report" ? undefined : () => a.encoder.facts;
       if (o.lean) {
-        a.lean = new LeanAgent({ url: o.url, identity: spec.identity, secret: spec.secret, localAddress: o.localAddress, maxBackoffMs: o.maxBackoffMs, logger: o.logger, onRefused: (e) => this.emit("refused", spec.identity, e) });
+        a.lean = new LeanAgent({ url: o.url, identity: spec.identity, secret: spec.secret, localAddress: o.localAddress, maxBackoffMs: o.maxBackoffMs, logger: o.logger, facts: facts?.(), onRefused: (e) => this.emit("refused", spec.identity, e) });
         a.client = a.lean;
       } else {
         const fc = new FleetClient({
@@ -98,6 +105,7 @@ export class SimFleet extends EventEmitter<{ refused: [identity: string, error: 
           maxBackoffMs: o.maxBackoffMs ?? 1000,
           initialBackoffMs: 100,
           agentVersion: "sim",
+          facts,
           logger: o.logger,
         });
         fc.on("refused", (e) => this.emit("refused", spec.identity, e));
@@ -185,26 +193,33 @@ export class SimFleet extends EventEmitter<{ refused: [identity: string, error: 
     a.tx += 150_000 + Math.floor(Math.random() * 50_000);
     a.accesses += 30 + Math.floor(Math.random() * 10);
     let sent: boolean;
+    const legacy = this.o.format === "report";
     if (a.lean) {
+      // The encoder sees every reading, so the counter increases stay those of one interval.
+      const next = legacy ? undefined : a.encoder.encode(simReport(a.spec.identity, a, this.scoreboard)).sample;
       if (!a.template || a.reuse <= 0) {
-        a.template = v1.PiReport.encode({ ...simReport(a.spec.identity, a, this.scoreboard), timeMs: undefined }).finish();
+        a.template = next ? v1.PiSample.encode({ ...next, timeMs: undefined }).finish() : v1.PiReport.encode({ ...simReport(a.spec.identity, a, this.scoreboard), timeMs: undefined }).finish();
         a.reuse = this.o.leanRefresh ?? 10;
       }
       a.reuse--;
-      sent = a.lean.sendReport(withTime(a.template, Date.now()));
-    } else {
+      sent = a.lean.sendReport(withTime(a.template, Date.now(), legacy ? 2 : 1), legacy ? 14 : 22);
+    } else if (legacy) {
       sent = a.fleetClient!.send({ piReport: simReport(a.spec.identity, a, this.scoreboard) }, false);
+    } else {
+      const { sample, factsChanged } = a.encoder.encode(simReport(a.spec.identity, a, this.scoreboard));
+      if (factsChanged) a.fleetClient!.send({ facts: a.encoder.facts }, false);
+      sent = a.fleetClient!.send({ piSample: sample }, false);
     }
     if (sent) this.sent++;
   }
 }
 
-/** A PiReport's bytes with time_ms (field 2) appended: a parser keeps the last value of a field. */
-function withTime(template: Uint8Array, timeMs: number): Uint8Array {
+/** A report's bytes with time_ms (PiSample field 1, PiReport field 2) appended: a parser keeps the last value of a field. */
+function withTime(template: Uint8Array, timeMs: number, field: number): Uint8Array {
   const out = Buffer.allocUnsafe(template.byteLength + 11);
   out.set(template, 0);
   let p = template.byteLength;
-  out[p++] = 2 << 3;
+  out[p++] = field << 3;
   let v = timeMs;
   while (v >= 128) {
     out[p++] = (v % 128) | 128;
@@ -214,7 +229,7 @@ function withTime(template: Uint8Array, timeMs: number): Uint8Array {
   return out.subarray(0, p);
 }
 
-/** A plausible report from a busy Pi 3 serving Apache+PHP (the seed's workload). */
+/** A plausible reading from a busy Pi 3 serving Apache+PHP (the seed's workload), with 3 interfaces. */
 export function simReport(
   pi: string,
   s: { load: number; rx: number; tx: number; accesses: number; fault: SimFault | null },
@@ -231,7 +246,8 @@ export function simReport(
     temperatureC: 48 + s.load * 5,
     net: [
       { interface: "eth0", rxBytes: s.rx, txBytes: s.tx, rxPackets: Math.floor(s.rx / 900), txPackets: Math.floor(s.tx / 1200) },
-      { interface: "eth0.131", rxBytes: s.rx >> 1, txBytes: s.tx, rxPackets: Math.floor(s.rx / 1800), txPackets: Math.floor(s.tx / 1200) },
+      { interface: "eth0.131", rxBytes: Math.floor(s.rx / 2), txBytes: s.tx, rxPackets: Math.floor(s.rx / 1800), txPackets: Math.floor(s.tx / 1200) },
+      { interface: "eth0.2", rxBytes: Math.floor(s.tx / 3), txBytes: Math.floor(s.rx / 4), rxPackets: Math.floor(s.tx / 3000), txPackets: Math.floor(s.rx / 4000) },
     ],
     rootfs: { stalled: s.fault === "rootfs-stalled", latencyMs: s.fault === "rootfs-stalled" ? 5000 : 2 },
     apache:

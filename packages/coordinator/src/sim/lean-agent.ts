@@ -10,6 +10,8 @@ export interface LeanAgentOptions {
   maxBackoffMs?: number;
   logger?: Logger;
   onRefused?: (e: v1.ErrorFrame) => void;
+  /** Sent in the hello (an agent since 0.2); without them the agent is one that sends PiReport. */
+  facts?: v1.AgentFacts.$Properties;
 }
 
 /**
@@ -55,8 +57,8 @@ export class LeanAgent {
     });
   }
 
-  /** Sends Envelope{version, seq, pi_report: body} where `body` is an encoded PiReport. */
-  sendReport(body: Uint8Array): boolean {
+  /** Sends Envelope{version, seq, <field>: body}: `body` is an encoded PiSample (field 22) or PiReport (14). */
+  sendReport(body: Uint8Array, field = 22): boolean {
     const ws = this.ws;
     if (!this.ready || !ws || ws.readyState !== WebSocket.OPEN) return false;
     const seq = ++this.seq;
@@ -66,7 +68,7 @@ export class LeanAgent {
     head[p++] = PROTOCOL_VERSION;
     head[p++] = 0x10;
     p = varint(head, p, seq);
-    head[p++] = (14 << 3) | 2;
+    p = varint(head, p, (field << 3) | 2);
     p = varint(head, p, body.byteLength);
     ws.send(Buffer.concat([head.subarray(0, p), body]));
     return true;
@@ -89,7 +91,7 @@ export class LeanAgent {
       if (env.body === "challenge") {
         const role = v1.Role.ROLE_PI;
         const nonce = env.challenge!.nonce as Uint8Array;
-        ws.send(encodeEnvelope({ seq: ++this.seq, hello: { role, identity: this.o.identity, nonce, signature: signHello(this.key, role, this.o.identity, nonce), agentVersion: "sim-lean" } }));
+        ws.send(encodeEnvelope({ seq: ++this.seq, hello: { role, identity: this.o.identity, nonce, signature: signHello(this.key, role, this.o.identity, nonce), agentVersion: "sim-lean", facts: this.o.facts } }));
       } else if (env.body === "helloAck") {
         this.ready = true;
         this.attempt = 0;

@@ -86,7 +86,7 @@ export interface PiStateRecord {
   health: string;
   sinceMs: number;
   lastSeenMs: number | null;
-  /** The last report, protobuf-encoded PiReport. */
+  /** The last report: PiStatus bytes with only last_sample and facts (before pifleet 0.2: a PiReport; see PiEntry.storedReport). */
   lastReport: Uint8Array | null;
   attempts: number;
   held: boolean;

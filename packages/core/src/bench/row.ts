@@ -3,7 +3,7 @@ export interface BenchRow {
   name: string;
   value: number | string;
   unit?: string;
-  /** The target this figure is held to, printed beside it (e.g. "≤ 20 ms"). */
+  /** The goal beside the figure, and whether it is met ("≤ 20 ms: met"). */
   goal?: string;
   note?: string;
 }

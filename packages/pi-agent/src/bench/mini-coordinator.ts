@@ -1,11 +1,16 @@
 import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
-import { decodeEnvelope, encodeEnvelope, newNonce, verifyHello, v1 } from "@pifleet/proto";
+import { decodeEnvelope, encodeEnvelope, newNonce, readingOf, SampleEncoder, verifyHello, v1, type PiReading } from "@pifleet/proto";
 
 export interface ReceivedReport {
   identity: string;
-  report: v1.PiReport;
+  /** What arrived: a PiSample (agents since 0.2), or a PiReport when this coordinator plays one before 0.2. */
+  sample: v1.PiSample | null;
+  report: v1.PiReport | null;
+  /** Read with the facts the agent sent. */
+  reading: PiReading;
+  /** The whole frame's size. */
   bytes: number;
   at: number;
 }
@@ -23,6 +28,8 @@ export interface MiniCoordinatorOptions {
   port?: number;
   /** Sent in HelloAck; 0 lets the agent keep its own. */
   reportIntervalMs?: number;
+  /** false: answer as a coordinator before pifleet 0.2, which takes only PiReport. Default true. */
+  acceptsSamples?: boolean;
 }
 
 /**
@@ -35,6 +42,8 @@ export class MiniCoordinator extends EventEmitter<MiniCoordinatorEvents> {
   readonly sockets = new Map<string, WebSocket>();
   /** Where each agent's latest connection came from. */
   readonly remotes = new Map<string, string>();
+  /** The latest facts of each agent (from its hello or a facts frame). */
+  readonly facts = new Map<string, v1.AgentFacts>();
   private wss!: WebSocketServer;
   port = 0;
 
@@ -95,12 +104,21 @@ export class MiniCoordinator extends EventEmitter<MiniCoordinatorEvents> {
         identity = h.identity;
         this.sockets.set(identity, ws);
         this.remotes.set(identity, remote);
-        ws.send(encodeEnvelope({ seq: 2, helloAck: { sessionId: `s-${identity}-${Date.now()}`, reportIntervalMs: this.opts.reportIntervalMs ?? 0 } }));
+        if (h.facts) this.facts.set(identity, h.facts as v1.AgentFacts);
+        ws.send(encodeEnvelope({ seq: 2, helloAck: { sessionId: `s-${identity}-${Date.now()}`, reportIntervalMs: this.opts.reportIntervalMs ?? 0, acceptsSamples: this.opts.acceptsSamples ?? true } }));
         this.emit("hello", identity, h.agentVersion);
         return;
       }
-      if (env.piReport) {
-        const r: ReceivedReport = { identity, report: env.piReport as v1.PiReport, bytes: data.byteLength, at: Date.now() };
+      if (env.facts) {
+        this.facts.set(identity, env.facts as v1.AgentFacts);
+      } else if (env.piSample || env.piReport) {
+        let reading: PiReading;
+        if (env.piSample) reading = readingOf({ lastSample: env.piSample, facts: this.facts.get(identity) })!;
+        else {
+          const enc = new SampleEncoder();
+          reading = readingOf({ lastSample: enc.encode(env.piReport!).sample, facts: enc.facts })!;
+        }
+        const r: ReceivedReport = { identity, sample: (env.piSample as v1.PiSample) ?? null, report: (env.piReport as v1.PiReport) ?? null, reading, bytes: data.byteLength, at: Date.now() };
         this.reports.push(r);
         this.emit("report", r);
       } else if (env.commandResult) {

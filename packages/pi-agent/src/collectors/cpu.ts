@@ -2,6 +2,8 @@ import path from "node:path";
 import type { Collector, ReportPart, SourcePaths } from "./types.js";
 import { KernelFile, num } from "./read.js";
 
+const FIELDS = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+
 interface Sample {
   busy: number;
   total: number;
@@ -16,17 +18,20 @@ export class CpuCollector implements Collector {
   private readonly file: KernelFile;
   private last: Sample = { busy: 0, total: 0 };
   constructor(paths: SourcePaths) {
-    this.file = new KernelFile(path.join(paths.proc, "stat"));
+    this.file = new KernelFile(path.join(paths.proc, "stat"), { initialBytes: 1024, sync: true, prefix: true });
   }
 
   async collect(signal: AbortSignal): Promise<ReportPart> {
+    // Only the first KiB is read: the aggregate line comes first, and the rest of /proc/stat
+    // (one line per CPU, and the long "intr" line) is of no use here.
     const text = await this.file.read(signal);
-    const line = text.split("\n").find((l) => l.startsWith("cpu "));
-    if (!line) throw new Error(`${this.file.path}: no aggregate "cpu" line`);
+    const at = text.startsWith("cpu ") ? 0 : text.indexOf("\ncpu ") + 1;
+    const end = text.indexOf("\n", at);
+    if (at < 0 || (at === 0 && !text.startsWith("cpu ")) || end < 0) throw new Error(`${this.file.path}: no aggregate "cpu" line`);
+    const line = text.slice(at, end);
     const f = line.trim().split(/\s+/).slice(1, 9);
-    const names = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
     // Kernels before 2.6.11 lack steal; before 2.5.41, iowait..softirq.
-    const v = names.map((n, i) => (f[i] === undefined ? 0 : num(f[i], this.file.path, `cpu ${n}`)));
+    const v = FIELDS.map((n, i) => (f[i] === undefined ? 0 : num(f[i], this.file.path, `cpu ${n}`)));
     const total = v.reduce((a, b) => a + b, 0);
     const idle = v[3] + v[4];
     const now: Sample = { busy: total - idle, total };

@@ -6,7 +6,7 @@ import { KernelFile, num } from "./read.js";
 export class LoadavgCollector implements Collector {
   private readonly file: KernelFile;
   constructor(paths: SourcePaths) {
-    this.file = new KernelFile(path.join(paths.proc, "loadavg"));
+    this.file = new KernelFile(path.join(paths.proc, "loadavg"), { initialBytes: 128, sync: true });
   }
 
   async collect(signal: AbortSignal): Promise<ReportPart> {

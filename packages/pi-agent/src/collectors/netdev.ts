@@ -15,7 +15,7 @@ export class NetdevCollector implements Collector {
   private readonly file: KernelFile;
   private readonly only?: Set<string>;
   constructor(paths: SourcePaths, interfaces?: string[]) {
-    this.file = new KernelFile(path.join(paths.proc, "net", "dev"));
+    this.file = new KernelFile(path.join(paths.proc, "net", "dev"), { sync: true });
     this.only = interfaces ? new Set(interfaces) : undefined;
   }
 

@@ -1,4 +1,18 @@
-import { open, read, close } from "node:fs";
+import { open, openSync, read, readSync, close } from "node:fs";
+
+export interface KernelFileOptions {
+  /** Bytes of buffer to start with (it grows to fit the file unless `prefix`). */
+  initialBytes?: number;
+  /**
+   * Read on the event loop. For procfs only: its files are generated from kernel memory, never
+   * wait on a disk or the NFS root, and take microseconds to read — less than the trip through
+   * libuv's thread pool and back (two thread wake-ups, a promise) that an asynchronous read costs.
+   * sysfs files stay asynchronous: some sensor drivers take milliseconds to answer.
+   */
+  sync?: boolean;
+  /** Only the first `initialBytes` are wanted (/proc/stat: the aggregate line comes first). */
+  prefix?: boolean;
+}
 
 /**
  * One small kernel file (procfs, sysfs) read again and again. The file stays open and is read
@@ -13,15 +27,29 @@ export class KernelFile {
   private fd: number | undefined;
   private busy = false;
 
+  private readonly sync: boolean;
+  private readonly prefix: boolean;
+
   constructor(
     readonly path: string,
-    initialBytes = 4096,
+    opts: KernelFileOptions | number = {},
   ) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+    const o = typeof opts === "number" ? { initialBytes: opts } : opts;
+    this.buf = Buffer.allocUnsafe(o.initialBytes ?? 4096);
+    this.sync = o.sync ?? false;
+    this.prefix = o.prefix ?? false;
   }
 
   async read(signal: AbortSignal): Promise<string> {
     signal.throwIfAborted();
+    if (this.sync) {
+      try {
+        return this.readSyncOnce();
+      } catch (err) {
+        this.close();
+        throw err;
+      }
+    }
     // The buffer is shared between reads; a read still running from a missed deadline owns it.
     if (this.busy) throw new Error(`${this.path}: previous read still pending`);
     this.busy = true;
@@ -42,13 +70,22 @@ export class KernelFile {
     this.fd = undefined;
   }
 
+  private readSyncOnce(): string {
+    this.fd ??= openSync(this.path, "r");
+    for (;;) {
+      const n = readSync(this.fd, this.buf, 0, this.buf.length, 0);
+      if (n < this.buf.length || this.prefix) return this.buf.toString("utf8", 0, n);
+      this.buf = Buffer.allocUnsafe(this.buf.length * 2);
+    }
+  }
+
   private async readOnce(signal: AbortSignal): Promise<string> {
     this.fd ??= await new Promise<number>((resolve, reject) => open(this.path, "r", (err, fd) => (err ? reject(err) : resolve(fd))));
     for (;;) {
       const n = await new Promise<number>((resolve, reject) =>
         read(this.fd!, this.buf, 0, this.buf.length, 0, (err, bytes) => (err ? reject(err) : resolve(bytes))),
       );
-      if (n < this.buf.length) return this.buf.toString("utf8", 0, n);
+      if (n < this.buf.length || this.prefix) return this.buf.toString("utf8", 0, n);
       // Filled the buffer: the file may be longer. Grow and read it again from the start.
       signal.throwIfAborted();
       this.buf = Buffer.allocUnsafe(this.buf.length * 2);

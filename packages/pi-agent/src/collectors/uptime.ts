@@ -6,7 +6,7 @@ import { KernelFile, num } from "./read.js";
 export class UptimeCollector implements Collector {
   private readonly file: KernelFile;
   constructor(paths: SourcePaths) {
-    this.file = new KernelFile(path.join(paths.proc, "uptime"));
+    this.file = new KernelFile(path.join(paths.proc, "uptime"), { initialBytes: 128, sync: true });
   }
 
   async collect(signal: AbortSignal): Promise<ReportPart> {
