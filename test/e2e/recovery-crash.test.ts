@@ -34,8 +34,12 @@ describe("crash safety: a coordinator killed mid-cycle leaves no port off", () =
     expect(intent).toMatchObject({ port, status: "open" });
 
     await new Promise((r) => setTimeout(r, Math.max(0, off.at + 1000 - Date.now())));
-    // …and so is the moment the port was seen off.
-    expect(shelf.withStore((s) => s.openIntents().find((i) => i.pi === "pi03"))!.offMs).toBeGreaterThanOrEqual(off.at);
+    // …and so is the moment the port was seen off. This process hears of the switch's change a
+    // little after the coordinator does (the emulator's event crosses a pipe), so the two times
+    // agree only within a margin.
+    const offMs = shelf.withStore((s) => s.openIntents().find((i) => i.pi === "pi03"))!.offMs;
+    expect(offMs).not.toBeNull();
+    expect(Math.abs(offMs! - off.at)).toBeLessThan(500);
     const old = demo.coordinator;
     const restartAt = Date.now();
     await demo.restartCoordinator("SIGKILL");

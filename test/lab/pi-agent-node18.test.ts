@@ -178,8 +178,10 @@ describe("the Pi agent bundle on Debian's own Node 18", () => {
       expect(cmdline).not.toContain("/opt/pifleet/notify-exec.pl");
       // No fallback was needed (the agent would log it).
       expect(log).not.toContain("sd_notify");
-      const last = coordinator.mirror.pis.get(c.pi)!.lastReport!;
-      expect(last.pi).toBe(c.pi);
+      const p = coordinator.mirror.pis.get(c.pi)!;
+      expect(Number(p.lastSample!.timeMs)).toBeGreaterThan(0);
+      expect(p.facts!.nodeVersion).toMatch(/^v18\./);
+      expect(p.facts!.arch).toBe(c.nodeArch);
 
       const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
       child.kill("SIGTERM");

@@ -76,7 +76,7 @@ export async function startCoordinator(pis: string[], intervalMs = 1000): Promis
   const mirror = new FeedMirror();
   const firstReportAt = new Map<string, number>();
   mirror.on("update", (u) => {
-    for (const p of u.pis) if (p.lastReport && !firstReportAt.has(p.name)) firstReportAt.set(p.name, Date.now());
+    for (const p of u.pis) if (p.lastSample && !firstReportAt.has(p.name)) firstReportAt.set(p.name, Date.now());
   });
   const watcher = new FleetClient({ url: `ws://127.0.0.1:${port}/feed`, role: v1.Role.ROLE_WATCHER, identity: "arm-watch", token, initialBackoffMs: 50, maxBackoffMs: 500 });
   watcher.on("message", (env) => mirror.apply(env));
