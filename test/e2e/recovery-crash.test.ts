@@ -58,7 +58,9 @@ describe("crash safety: a coordinator killed mid-cycle leaves no port off", () =
     ]);
 
     // The intent is closed as recovered, and the event log says why the port came on.
-    const closed = shelf.withStore((s) => s.intents().find((i) => i.id === intent!.id));
+    // The coordinator closes it just after the switch answered the SET, so this process, which
+    // hears of the port change through the emulator's pipe, may look a moment before it is written.
+    const closed = await feed.until("pi03's intent closed", () => shelf.withStore((s) => s.intents().find((i) => i.id === intent!.id && i.status !== "open")), 5_000);
     expect(closed).toMatchObject({ pi: "pi03", port, status: "undone", note: expect.stringMatching(/coordinator restart/) });
     shelf.withStore((s) => expect(s.openIntents()).toEqual([]));
     const logged = await feed.until(
