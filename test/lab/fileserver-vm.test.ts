@@ -198,6 +198,18 @@ describe("fileserver VM: the real agent on Debian's kernel, systemd and kernel N
     expect(value(fileserver, "fs-apply1-exit")).toBe("0");
     expect(value(fileserver, "fs-apply1-actions")).toMatch(/^[1-9]\d* drift=\d+ errors=0 ok=true$/);
     expect(value(fileserver, "fs-plan-live")).toBe("live: network host, nfs host");
+    // --live host on a real fileserver: no word of a sandbox.
+    expect(value(fileserver, "fs-plan-sandbox-lines")).toBe("0");
+  });
+
+  it("brings the trunk up when it is down before the first apply", () => {
+    expect(value(fileserver, "fs-trunk-before")).toBe("down");
+    expect(value(fileserver, "fs-trunk-after")).toBe("up");
+  });
+
+  it("plan --check names Debian's vlan package when ifupdown's VLAN hook is missing", () => {
+    expect(value(fileserver, "fs-plan-novlan-exit")).not.toBe("0");
+    expect(Number(value(fileserver, "fs-plan-novlan-says"))).toBeGreaterThanOrEqual(1);
   });
 
   it("creates real 802.1Q interfaces on eth0 with the plan's fileserver addresses", () => {
@@ -276,6 +288,9 @@ describe("fileserver VM: the real agent on Debian's kernel, systemd and kernel N
       expect(order.indexOf("fs-iface")).toBeLessThan(order.indexOf("fs-apply3-exit"));
       expectFileserverServes(2);
       expect(values(fileserver, "fs-root", 2)).toEqual(plan.pis.map((p) => `${p.nfsRoot} ${TOKEN}`));
+      // Before the agent ran: links ifupdown made from pifleet's file carry no alias, and that is no drift.
+      expect(value(fileserver, "fs-plan-at-boot-exit-output", 2)).toBeUndefined();
+      expect(value(fileserver, "fs-plan-at-boot-exit", 2)).toBe("0");
       // The agent, started again, re-marks its links and otherwise changes nothing.
       expect(value(fileserver, "fs-apply3-exit", 2)).toBe("0");
       expect(value(fileserver, "fs-apply3-actions", 2)).toMatch(/ errors=0 ok=(true|none)$/);

@@ -5,7 +5,7 @@ import { createLayout } from "./layout.js";
 
 /**
  * Prepares a sandbox folder to stand in for a fileserver's `/`: what Debian would already have
- * (/etc/network/interfaces sourcing interfaces.d, /etc/exports) and a tiny golden image, so the
+ * (/etc/network/interfaces sourcing interfaces.d, the vlan package's ifupdown hook, /etc/exports) and a tiny golden image, so the
  * demo and tests can create, rebuild and fill roots. Never overwrites what is there.
  */
 export function initSandbox(prefix: string, plan: FileserverView): string[] {
@@ -19,6 +19,8 @@ export function initSandbox(prefix: string, plan: FileserverView): string[] {
     created.push(p);
   };
   file(layout.networkInterfaces, "# Debian's default, as on a fresh fileserver\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n");
+  // Stands in for Debian's `vlan` package, which ifupdown needs to create eth0.N at boot.
+  file(path.join(path.dirname(layout.networkInterfaces), "if-pre-up.d/vlan"), "#!/bin/sh\n# sandbox stand-in for the hook Debian's vlan package installs\n");
   file(path.join(prefix, "etc/exports"), "# /etc/exports: the access control list for filesystems which may be exported\n");
   const g = layout.golden;
   file(path.join(g, "etc/hostname"), "raspberrypi\n");

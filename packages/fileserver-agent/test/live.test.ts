@@ -22,6 +22,12 @@ describe("how the agent reaches the kernel", () => {
     expect(bb.notes.join("\n")).toMatch(/not iproute2 \(busybox's applet\?\)[\s\S]*nfs-kernel-server/);
   });
 
+  it("--live host on a real fileserver says nothing of a sandbox", async () => {
+    expect(await resolveLive("host", { prefix: "", runner: new FakeRunner(), uid: 0 })).toEqual({ network: "host", nfs: "host", notes: [] });
+    const off = await resolveLive("off", { prefix: "", runner: new FakeRunner(), uid: 0 });
+    expect(off.notes.join("\n")).not.toMatch(/sandbox/);
+  });
+
   it("will not emulate without a sandbox to keep the state in", async () => {
     await expect(resolveLive("emulate", { prefix: "", runner: new FakeRunner() })).rejects.toThrow(/needs a --root-prefix/);
   });

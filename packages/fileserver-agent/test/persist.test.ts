@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { renderFileserverNetworkd } from "@pifleet/core";
@@ -23,6 +23,17 @@ describe("persistent network drivers", () => {
     expect(p.diff.drift).toContainEqual(expect.objectContaining({ kind: "persist", subject: path.join(t.dir, "etc/network/interfaces"), detail: expect.stringMatching(/does not source interfaces.d/) }));
     // pifleet never edits that file: it is not pifleet's.
     expect(p.diff.actions.flatMap((a) => a.steps).some((s) => "path" in s && s.path.endsWith("etc/network/interfaces"))).toBe(false);
+  });
+
+  it("ifupdown reports a fileserver without Debian's vlan package (its if-pre-up.d hook), and networkd does not need it", async () => {
+    const hook = path.join(t.dir, "etc/network/if-pre-up.d/vlan");
+    let p = await new Fileserver({ plan: seedPlan(), runner: new FakeRunner(), live: OFF, prefix: t.dir }).planApply();
+    expect(p.diff.drift.filter((d) => d.kind === "persist" && d.subject === hook)).toEqual([]);
+    rmSync(hook);
+    p = await new Fileserver({ plan: seedPlan(), runner: new FakeRunner(), live: OFF, prefix: t.dir }).planApply();
+    expect(p.diff.drift).toContainEqual({ kind: "persist", subject: hook, detail: expect.stringMatching(/^missing: install Debian's vlan package \(apt install vlan\)/) });
+    p = await new Fileserver({ plan: networkd(), runner: new FakeRunner(), live: OFF, prefix: t.dir }).planApply();
+    expect(p.diff.drift.filter((d) => d.subject === hook)).toEqual([]);
   });
 
   it("networkd writes a .netdev/.network pair per VLAN, removes ifupdown's file when switching, and converges", async () => {

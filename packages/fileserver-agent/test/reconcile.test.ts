@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { renderFileserverInterfaces } from "@pifleet/core";
@@ -110,6 +110,40 @@ describe("reconcile with recorded ip/exportfs output", () => {
     expect(cmds).toContain("ip addr add 10.46.189.1/30 dev eth0.10\nip link set eth0.10 up\n");
     expect(cmds).not.toMatch(/eth0\.11/);
     expect(p.diff.drift).toContainEqual(expect.objectContaining({ kind: "interface", subject: "eth0.11", detail: expect.stringMatching(/exists as VLAN 111 on eth0, not VLAN 11 on eth0; left alone/) }));
+  });
+
+  it("brings a trunk that is down up before creating its VLANs", async () => {
+    const links = JSON.parse(fixture("fileserver-before-ip-d-link.json")) as Array<Record<string, any>>;
+    const eth0 = links.find((l) => l.ifname === "eth0")!;
+    eth0.flags = ["BROADCAST", "MULTICAST"];
+    eth0.operstate = "DOWN";
+    const runner = new FakeRunner().state(JSON.stringify(links), fixture("fileserver-before-ip-addr.json"), "");
+    const fs = new Fileserver({ plan: seedPlan(), runner, live: HOST, prefix: t.dir });
+    const p = await fs.planApply();
+    expect(p.diff.drift).toContainEqual({ kind: "interface", subject: "eth0", detail: "trunk interface down: its VLANs cannot come up" });
+    const out = await fs.apply();
+    expect(out.result?.ok).toBe(true);
+    const changes = runner.changes();
+    expect(changes[0]).toBe("ip link set eth0 up");
+    expect(changes.slice(1, 1 + expectedIp(8).length)).toEqual(expectedIp(8));
+  });
+
+  it("a VLAN brought back at boot from pifleet's own file, without the alias, is not drift: the mark is put back quietly", async () => {
+    mkdirSync(path.join(t.dir, "etc/network/interfaces.d"), { recursive: true });
+    writeFileSync(path.join(t.dir, "etc/network/interfaces.d/pifleet"), renderFileserverInterfaces(seedPlan()));
+    const unmarkedLinks = fixture("fileserver-after-ip-d-link.json").replace(/,\s*"ifalias":\s*"pifleet:seed"/g, "");
+    const runner = new FakeRunner().state(unmarkedLinks, fixture("fileserver-after-ip-addr.json"), fixture("exportfs-v-seed8.txt"));
+    const fs = new Fileserver({ plan: seedPlan(), runner, live: HOST, prefix: t.dir });
+    await fs.apply();
+    runner.reset();
+    const p = await fs.planApply();
+    expect(p.diff.drift.filter((d) => d.kind === "interface" && /not marked/.test(d.detail))).toEqual([]);
+    expect(p.diff.drift.map((d) => d.subject)).toEqual(["eth0.99"]);
+    expect(formatActions(p.diff.actions)).toContain("ip link set eth0.10 alias pifleet:seed\n");
+    // Without pifleet's file the same unmarked link is someone else's until proven otherwise.
+    rmSync(path.join(t.dir, "etc/network/interfaces.d/pifleet"));
+    const q = await fs.planApply();
+    expect(q.diff.drift).toContainEqual({ kind: "interface", subject: "eth0.10", detail: 'not marked as pifleet\'s (alias "")' });
   });
 
   it("creates no VLAN on a missing trunk, and stops at the first failing command", async () => {

@@ -75,6 +75,10 @@ if [ "$LAB_BOOT" = 1 ]; then
   # main NIC), the fleet file and golden tree are in place.
   printf '\nauto eth0\niface eth0 inet manual\n' >> /etc/network/interfaces
   ifup eth0
+  # …but down when pifleet first runs (a cable replugged, a NIC reset): apply must bring it up,
+  # since the kernel refuses to bring a VLAN up on a lower device that is down.
+  ip link set eth0 down
+  mark fs-trunk-before "$(ip -o link show dev eth0 | grep -q '[<,]UP[,>]' && echo up || echo down)"
   mkdir -p /etc/pifleet /srv/pifleet
   cp /lab/fleet.yaml /etc/pifleet/fleet.yaml
   cp -a /lab/golden /srv/pifleet/golden
@@ -84,6 +88,13 @@ if [ "$LAB_BOOT" = 1 ]; then
   apply 1
   report
   apply 2
+  mark fs-trunk-after "$(ip -o link show dev eth0 | grep -q '[<,]UP[,>]' && echo up || echo down)"
+  # Without Debian's vlan package ifupdown cannot create eth0.N at boot: plan --check says so.
+  mv /etc/network/if-pre-up.d/vlan /root/vlan-hook
+  agent plan --check > /tmp/plan-novlan.out 2>&1
+  mark fs-plan-novlan-exit $?
+  mark fs-plan-novlan-says "$(grep -c "install Debian's vlan package" /tmp/plan-novlan.out)"
+  mv /root/vlan-hook /etc/network/if-pre-up.d/vlan
 else
   # Everything reported here came back at boot from the files alone; then the agent starts, as
   # its daemon would, and must find nothing to change but its ownership marks.
@@ -93,6 +104,7 @@ else
 fi
 plan_check fs-plan-check-exit
 mark fs-plan-live "$(grep '^live:' /tmp/plan.out)"
+mark fs-plan-sandbox-lines "$(grep -c sandbox /tmp/plan.out)"
 # A power cut loses what is only in the page cache; the test cuts power next.
 sync
 mark fileserver-ready "$LAB_BOOT"

@@ -30,9 +30,10 @@ export async function resolveLive(
   if (request === "host" && opts.prefix) {
     return { network: "host", nfs: "host", notes: ["live=host with a root prefix: ip and exportfs act on this machine's real network and NFS server"] };
   }
-  if (request !== "auto") {
-    return { network: request, nfs: request, notes: request === "off" ? ["live=off: VLAN interfaces and live exports are neither observed nor changed"] : emulateNotes(opts.prefix) };
-  }
+  if (request === "off") return { network: "off", nfs: "off", notes: ["live=off: VLAN interfaces and live exports are neither observed nor changed"] };
+  if (request === "emulate") return { network: "emulate", nfs: "emulate", notes: emulateNotes(opts.prefix) };
+  // Asked for by name on a real fileserver: nothing to explain.
+  if (request === "host") return { network: "host", nfs: "host", notes: [] };
   if (opts.prefix) return { network: "emulate", nfs: "emulate", notes: emulateNotes(opts.prefix) };
   const uid = opts.uid ?? process.getuid?.() ?? 0;
   const notes: string[] = [];

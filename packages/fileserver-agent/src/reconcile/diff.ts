@@ -25,7 +25,14 @@ function diffInterfaces(plan: FileserverView, obs: Observed, links: LiveLink[], 
   const byName = new Map(links.map((l) => [l.name, l]));
   const planned = new Set(plan.fileserver.interfaces.map((i) => i.name));
   for (const trunk of trunks) {
-    if (!byName.has(trunk)) drift.push({ kind: "interface", subject: trunk, detail: "trunk interface missing: no VLAN can be created on it" });
+    const link = byName.get(trunk);
+    if (!link) {
+      drift.push({ kind: "interface", subject: trunk, detail: "trunk interface missing: no VLAN can be created on it" });
+    } else if (!link.up) {
+      // The kernel refuses to bring a VLAN up on a lower device that is down (ENETDOWN).
+      drift.push({ kind: "interface", subject: trunk, detail: "trunk interface down: its VLANs cannot come up" });
+      actions.push({ kind: "interface", subject: trunk, why: "bring the trunk up before its VLANs", steps: [{ op: "exec", cmd: "ip", args: ["link", "set", trunk, "up"] }] });
+    }
   }
 
   for (const i of plan.fileserver.interfaces) {
@@ -61,8 +68,10 @@ function diffInterfaces(plan: FileserverView, obs: Observed, links: LiveLink[], 
     }
     const steps: Step[] = [];
     if (link.alias !== mark) {
-      // Adopts links brought up at boot from pifleet's own files: they carry no alias yet.
-      drift.push({ kind: "interface", subject: i.name, detail: `not marked as pifleet's (alias "${link.alias ?? ""}")` });
+      // Links brought up at boot from pifleet's own persistent files carry no alias (neither
+      // ifupdown nor a .netdev sets one): they are pifleet's already, so the mark is put back
+      // without calling it drift — a fileserver fresh from a reboot is as the plan wants it.
+      if (!obs.persist.configured.has(i.name)) drift.push({ kind: "interface", subject: i.name, detail: `not marked as pifleet's (alias "${link.alias ?? ""}")` });
       steps.push({ op: "exec", cmd: "ip", args: ["link", "set", i.name, "alias", mark] });
     }
     const v4 = link.addresses.filter((a) => !isLinkLocal(a));
