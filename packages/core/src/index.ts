@@ -13,5 +13,5 @@ export * from "./render/files.js";
 export * from "./render/table.js";
 export * from "./runtime/log.js";
 export * from "./runtime/sd-notify.js";
-export type { BenchRow } from "./bench/row.js";
+export { goalMet, type BenchRow } from "./bench/row.js";
 export * from "./net/free-port.js";

@@ -105,7 +105,7 @@ export class Fileserver {
     const observed = await this.observe();
     this.guardExportRoot(observed);
     const root = await observeRoot(this.layout, pi);
-    const steps = [...exportRootSteps(this.layout, observed), ...rebuildSteps(this.layout, root, observed, this.live.nfs !== "off")];
+    const steps = [...exportRootSteps(this.layout, observed), ...rebuildSteps(this.plan, this.layout, root, observed, this.live.nfs !== "off")];
     const why = root.state === "absent" ? "create the root from the golden image" : "build a fresh root from the golden image and swap it in (the old one becomes .prev)";
     return { observed, diff: { drift: [], actions: [{ kind: "root", subject: pi.name, why, steps }] }, skipped: [] };
   }
@@ -151,7 +151,8 @@ export class Fileserver {
     const storeS = storeSteps(store, this.layout.exportRoot, observed.store, version, source);
     if (storeS.length) actions.push({ kind: "content", subject: "store", why: `keep site ${version} as the master copy`, steps: storeS });
     const switches: Action[] = [];
-    for (const r of observed.roots) {
+    // Shared content: the store is what every Pi mounts; no root is written.
+    for (const r of this.plan.fileserver.content === "shared" ? [] : observed.roots) {
       if (r.state !== "present") {
         if (r.state !== "absent") skipped.push(`${r.pi.name}: ${r.paths.root} is ${r.state === "symlink" ? `a symlink (to ${r.linkTarget})` : "not a directory"}; refused`);
         continue;

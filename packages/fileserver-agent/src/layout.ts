@@ -19,7 +19,7 @@ export interface Layout {
   networkdDir: string;
   /** State of the sandbox's emulated kernel (ip links, exports). */
   emulatorState: string;
-  /** Master copies of site content: `<exportRoot>/.pifleet/content/<version>` plus `current`. */
+  /** Master copies of site content: `<exportRoot>/.pifleet/content/<version>` plus `current`; the shared export in `shared` mode. */
   contentStore: string;
 }
 
@@ -41,7 +41,7 @@ export function createLayout(plan: FileserverView, prefix = ""): Layout {
     interfacesFile: under(`/etc/network/interfaces.d/${INTERFACES_FILE_NAME}`),
     networkdDir: under("/etc/systemd/network"),
     emulatorState: under("/var/lib/pifleet/emulated-host.json"),
-    contentStore: path.join(exportRoot, ".pifleet", "content"),
+    contentStore: under(checkAbsolute(plan.fileserver.contentExport, "fileserver.contentExport")),
   };
 }
 

@@ -1,8 +1,10 @@
 import path from "node:path";
+import type { FileserverView } from "@pifleet/core";
 import type { Layout } from "./layout.js";
 import type { RootObservation } from "./observe/roots.js";
 import type { Observed } from "./observe/observe.js";
 import type { Step } from "./reconcile/steps.js";
+import { sharedContentSteps } from "./content/shared.js";
 import { contentSteps } from "./content/steps.js";
 import { PathError } from "./safety.js";
 
@@ -22,8 +24,11 @@ export function exportRootSteps(layout: Layout, obs: Observed): Step[] {
   return [{ op: "mkdir", path: layout.exportRoot, within: layout.prefix || "/", parents: true }];
 }
 
-/** Steps that build a complete fresh root at `.new`: golden image copy, then the current site. */
-function buildSteps(layout: Layout, root: RootObservation, obs: Observed): Step[] {
+/**
+ * Steps that build a complete fresh root at `.new`: golden image copy, then the site — the
+ * current version copied in, or (shared content) the mount of the one read-only copy.
+ */
+function buildSteps(view: FileserverView, layout: Layout, root: RootObservation, obs: Observed): Step[] {
   if (!obs.golden.ok || !obs.golden.real) throw new PathError(layout.golden, obs.golden.problem ?? "golden image unusable");
   const p = root.paths;
   const within = layout.exportRoot;
@@ -31,7 +36,9 @@ function buildSteps(layout: Layout, root: RootObservation, obs: Observed): Step[
   if (root.hasBuilding) steps.push({ op: "remove", path: p.building, within });
   if (root.hasNext) steps.push({ op: "remove", path: p.next, within });
   steps.push({ op: "copy", from: obs.golden.real, to: p.building, within });
-  if (obs.store.current && obs.golden.content) {
+  if (view.fileserver.content === "shared") {
+    if (obs.golden.content) steps.push(...sharedContentSteps(view, root.pi, p.building, obs.golden.content));
+  } else if (obs.store.current && obs.golden.content) {
     steps.push(...contentSteps(p.building, obs.golden.content, obs.store.current, path.join(layout.contentStore, obs.store.current)));
   }
   steps.push({ op: "rename", from: p.building, to: p.next, within });
@@ -46,10 +53,10 @@ function refuseSymlink(root: RootObservation): void {
 }
 
 /** A missing root: build it, then rename it into place. */
-export function createRootSteps(layout: Layout, root: RootObservation, obs: Observed): Step[] {
+export function createRootSteps(view: FileserverView, layout: Layout, root: RootObservation, obs: Observed): Step[] {
   refuseSymlink(root);
   if (root.state !== "absent") throw new Error(`${root.paths.root} exists`);
-  return [...buildSteps(layout, root, obs), { op: "rename", from: root.paths.next, to: root.paths.root, within: layout.exportRoot }];
+  return [...buildSteps(view, layout, root, obs), { op: "rename", from: root.paths.next, to: root.paths.root, within: layout.exportRoot }];
 }
 
 /** The root is gone but a complete `.new` waits: a swap was interrupted between its two renames. */
@@ -61,12 +68,12 @@ export function finishSwapSteps(layout: Layout, root: RootObservation): Step[] {
  * A fresh root beside the old one, then the swap: old → `.prev`, new → root. The older `.prev`
  * is renamed out of the way first and deleted last, so the gap without a root is two renames.
  */
-export function rebuildSteps(layout: Layout, root: RootObservation, obs: Observed, nfsLive: boolean): Step[] {
+export function rebuildSteps(view: FileserverView, layout: Layout, root: RootObservation, obs: Observed, nfsLive: boolean): Step[] {
   refuseSymlink(root);
-  if (root.state === "absent") return createRootSteps(layout, root, obs);
+  if (root.state === "absent") return createRootSteps(view, layout, root, obs);
   const p = root.paths;
   const within = layout.exportRoot;
-  const steps = buildSteps(layout, root, obs);
+  const steps = buildSteps(view, layout, root, obs);
   if (root.hasTrash) steps.push({ op: "remove", path: p.trash, within });
   if (root.hasPrevious) steps.push({ op: "rename", from: p.prev, to: p.trash, within });
   steps.push({ op: "rename", from: p.root, to: p.prev, within });

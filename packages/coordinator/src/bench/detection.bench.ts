@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { checkFleet, createLogger, type BenchRow, type FleetInput, freePort } from "@pifleet/core";
+import { checkFleet, createLogger, goalMet as met, type BenchRow, type FleetInput, freePort } from "@pifleet/core";
 import { FleetClient, v1 } from "@pifleet/proto";
 import { startSwitchEmulator, type SwitchEmulator } from "@pifleet/switch";
 import { DEFAULT_RECOVERY_CONFIG } from "@pifleet/recovery";
@@ -60,7 +60,6 @@ async function until<T>(what: string, probe: () => T | undefined | false, timeou
   }
 }
 
-const met = (goal: string, ok: boolean) => `${goal}: ${ok ? "met" : "missed"}`;
 
 function started(proc: ChildProcess, name: string): void {
   proc.on("exit", (code, signal) => {

@@ -7,3 +7,8 @@ export interface BenchRow {
   goal?: string;
   note?: string;
 }
+
+/** The goal column: the goal and whether this run met it. */
+export function goalMet(goal: string, ok: boolean): string {
+  return `${goal}: ${ok ? "met" : "missed"}`;
+}

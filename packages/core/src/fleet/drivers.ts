@@ -22,6 +22,15 @@ export type NetworkDriverName = (typeof NETWORK_DRIVERS)[number];
 export const BOOT_METHODS = ["rpi", "ipxe"] as const;
 export type BootMethodName = (typeof BOOT_METHODS)[number];
 
+/**
+ * Where the Pis' Apache reads the site from: `copy` puts a copy in every Pi's root (the seed's
+ * way; the agent writes into roots their Pis can change); `shared` keeps one master copy that
+ * every Pi mounts read-only over NFS, so an update is one write and no Pi's root is ever
+ * written while it runs.
+ */
+export const CONTENT_MODES = ["copy", "shared"] as const;
+export type ContentMode = (typeof CONTENT_MODES)[number];
+
 export const BOOT_MODES = ["sd", "netboot"] as const;
 export type BootMode = (typeof BOOT_MODES)[number];
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { BOOT_METHODS, BOOT_MODES, LOAD_BALANCER_DRIVERS, NETWORK_DRIVERS, POE_DRIVERS, unknownNameMessage } from "./drivers.js";
+import { BOOT_METHODS, BOOT_MODES, CONTENT_MODES, LOAD_BALANCER_DRIVERS, NETWORK_DRIVERS, POE_DRIVERS, unknownNameMessage } from "./drivers.js";
 
 /** Credentials are never written into the fleet file: it names where to read them. */
 export const SecretRefSchema = z.union([
@@ -60,6 +60,8 @@ export const FileserverSchema = z.strictObject({
   goldenImage: absolutePath,
   network: z.enum(NETWORK_DRIVERS, { error: unknownNameMessage("network driver", NETWORK_DRIVERS) }).default("ifupdown"),
   exportOptions: z.string().regex(/^[a-z_,=0-9]+$/).default("rw,sync,no_subtree_check,no_root_squash"),
+  /** How the site's content reaches the Pis (see drivers.ts): a copy per root, or one read-only export. */
+  content: z.enum(CONTENT_MODES, { error: unknownNameMessage("content mode", CONTENT_MODES) }).default("copy"),
   /** Netbooted Pis' TFTP folders live here; inside the export tree (default `<exportRoot>/tftp`). */
   tftpRoot: absolutePath.optional(),
 });

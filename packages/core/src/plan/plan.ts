@@ -13,6 +13,9 @@ const NETMASK_30 = netmaskOf(30);
  * Derives the whole addressing plan from a fleet. Pure: same fleet, same plan, no I/O.
  * Throws FleetError (every field at fault) when the fleet cannot be planned.
  */
+/** The site's master copies, under the export root (so a swap inside it is a rename). */
+export const CONTENT_EXPORT_DIR = ".pifleet/content";
+
 export function plan(fleet: Fleet): Plan {
   const issues = validateFleet(fleet);
   if (issues.length > 0) throw new FleetError(issues);
@@ -40,6 +43,8 @@ export function plan(fleet: Fleet): Plan {
       goldenImage: fs.goldenImage,
       network: fs.network,
       tftpRoot: fs.tftpRoot,
+      content: fs.content,
+      contentExport: path.posix.join(fs.exportRoot, CONTENT_EXPORT_DIR),
       trunkInterfaces: served.map((s) => s.trunkInterface),
       shelves: served.map((s) => s.name),
       interfaces: pis

@@ -1,5 +1,5 @@
 /** The addressing plan: everything derived from a fleet file. Every component reads this, none re-derives it. */
-import type { BootMethodName, BootMode, NetworkDriverName } from "../fleet/drivers.js";
+import type { BootMethodName, BootMode, ContentMode, NetworkDriverName } from "../fleet/drivers.js";
 
 /** How a netbooted Pi gets its kernel: a DHCP reservation on its own VLAN, then TFTP from its folder. */
 export interface NetbootPlan {
@@ -94,6 +94,10 @@ export interface FileserverPlan {
   goldenImage: string;
   network: NetworkDriverName;
   tftpRoot: string;
+  /** `shared`: every Pi mounts `contentExport` read-only; `copy`: a copy of the site in each root. */
+  content: ContentMode;
+  /** The master copies of the site (`<exportRoot>/.pifleet/content`): exported read-only in `shared` mode. */
+  contentExport: string;
   /** One per shelf it serves. */
   trunkInterfaces: string[];
   shelves: string[];

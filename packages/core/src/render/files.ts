@@ -42,7 +42,34 @@ export function renderPiPublicInterface(pi: PiPlan): string {
 }
 
 export function renderExports(view: FileserverView): string {
-  return `# Written by pifleet for fleet ${view.fleet}: one root per Pi, exported to that Pi only.\n${view.pis.map((p) => p.exportLine).join("\n")}\n`;
+  const roots = `# Written by pifleet for fleet ${view.fleet}: one root per Pi, exported to that Pi only.\n${view.pis.map((p) => p.exportLine).join("\n")}\n`;
+  if (view.fileserver.content !== "shared") return roots;
+  // Read-only and root-squashed: a Pi, even as root, can read the site but never change it.
+  const shared = view.pis.map((p) => `${view.fileserver.contentExport} ${p.piAddress}(${CONTENT_EXPORT_OPTIONS})`);
+  return `${roots}# The site's content, one copy read-only for every Pi.\n${shared.join("\n")}\n`;
+}
+
+export const CONTENT_EXPORT_OPTIONS = "ro,sync,no_subtree_check,root_squash";
+/** Where a Pi mounts the shared content; its Apache serves `current` inside it. */
+export const SHARED_SITE_MOUNT = "/srv/pifleet/site";
+export const SHARED_SITE_UNIT = "srv-pifleet-site.mount";
+
+/**
+ * The files a Pi's root needs to serve the shared content, by path inside the root: a mount
+ * unit for the read-only export (attributes revalidated every 2 s, so a switch of `current` is
+ * seen within seconds; no locks on a read-only mount), wanted by remote-fs.target, and Apache
+ * held until it is mounted. `var/www/html` itself becomes a symlink to `<mount>/current`.
+ */
+export function renderSharedContentFiles(view: FileserverView, pi: PiPlan): Map<string, string> {
+  const unit =
+    `# Written by pifleet for fleet ${view.fleet}: the site, shared read-only by every Pi.\n` +
+    `[Unit]\nDescription=pifleet site content from ${pi.fileserverAddress}\n\n` +
+    `[Mount]\nWhat=${pi.fileserverAddress}:${view.fileserver.contentExport}\nWhere=${SHARED_SITE_MOUNT}\nType=nfs\nOptions=ro,vers=3,nolock,actimeo=2\n\n` +
+    `[Install]\nWantedBy=remote-fs.target\n`;
+  return new Map([
+    [`etc/systemd/system/${SHARED_SITE_UNIT}`, unit],
+    ["etc/systemd/system/apache2.service.d/pifleet-site.conf", `[Unit]\nRequiresMountsFor=${SHARED_SITE_MOUNT}\n`],
+  ]);
 }
 
 /** The switch's VLAN table: one line per VLAN, then each port's native VLAN. */

@@ -1,6 +1,7 @@
 import { lstat, readdir, readlink } from "node:fs/promises";
 import path from "node:path";
 import { PathError, assertResolvesInside } from "../safety.js";
+import { SHARED_SITE_MOUNT } from "@pifleet/core";
 import { VERSION_RE } from "./hash.js";
 
 /** Inside a Pi root: `var/www/html` is a symlink to `.pifleet-content-<version>` beside it. */
@@ -10,12 +11,17 @@ export const HTML = "html";
 export const HTML_TMP = ".html.pifleet-tmp";
 /** Where a root's own `html` directory (from the golden image) is kept the first time. */
 export const ORIGINAL_HTML = ".pifleet-original-html";
+/** In `shared` mode `var/www/html` points here, on the Pi: the current version in the read-only mount. */
+export const SHARED_HTML_TARGET = `${SHARED_SITE_MOUNT}/current`;
 
 export interface ContentObservation {
   /** The version `html` points at; "" when it points at none of pifleet's. */
   version: string;
-  /** "foreign-symlink": a symlink pifleet did not make (kept aside like a directory). */
-  html: "symlink" | "foreign-symlink" | "directory" | "absent" | "other";
+  /**
+   * "foreign-symlink": a symlink pifleet did not make (kept aside like a directory); "shared":
+   * pifleet's link to the read-only content mount.
+   */
+  html: "symlink" | "shared" | "foreign-symlink" | "directory" | "absent" | "other";
   /** Complete versions present in `var/www`. */
   versions: string[];
   /** Leftovers of an interrupted copy or switch, safe to delete. */
@@ -66,7 +72,7 @@ export async function observeContent(root: string): Promise<ContentObservation> 
   if (!hst) obs.html = "absent";
   else if (hst.isSymbolicLink()) {
     const target = await readlink(path.join(www, HTML));
-    obs.html = target.startsWith(CONTENT_PREFIX) && !target.includes("/") ? "symlink" : "foreign-symlink";
+    obs.html = target.startsWith(CONTENT_PREFIX) && !target.includes("/") ? "symlink" : target === SHARED_HTML_TARGET ? "shared" : "foreign-symlink";
     const v = target.startsWith(CONTENT_PREFIX) ? target.slice(CONTENT_PREFIX.length) : "";
     if (VERSION_RE.test(v) && obs.versions.includes(v)) obs.version = v;
   } else if (hst.isDirectory()) obs.html = "directory";
@@ -75,6 +81,7 @@ export async function observeContent(root: string): Promise<ContentObservation> 
 }
 
 export interface StoreObservation {
+  exists: boolean;
   current: string;
   previous: string;
   versions: string[];
@@ -83,7 +90,7 @@ export interface StoreObservation {
 
 /** The master copies: `<store>/<version>/`, `current` and `previous` symlinks to versions. */
 export async function observeStore(store: string): Promise<StoreObservation> {
-  const obs: StoreObservation = { current: "", previous: "", versions: [], leftovers: [] };
+  const obs: StoreObservation = { exists: false, current: "", previous: "", versions: [], leftovers: [] };
   let names: string[];
   try {
     names = (await readdir(store)).sort();
@@ -91,6 +98,7 @@ export async function observeStore(store: string): Promise<StoreObservation> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return obs;
     throw err;
   }
+  obs.exists = true;
   for (const n of names) {
     if (VERSION_RE.test(n)) obs.versions.push(n);
     else if (n !== "current" && n !== "previous") obs.leftovers.push(n);

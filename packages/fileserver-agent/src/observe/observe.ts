@@ -126,7 +126,7 @@ export async function observe(ctx: ObserveContext): Promise<Observed> {
     exportsFile: await readOrNull(layout.exportsFile),
     persist: { driver, files, stale, configured, checks: await driver.check(plan, layout) },
     roots,
-    store: exportRootProblem ? { current: "", previous: "", versions: [], leftovers: [] } : await observeStore(layout.contentStore),
+    store: exportRootProblem ? { exists: false, current: "", previous: "", versions: [], leftovers: [] } : await observeStore(layout.contentStore),
     golden: { ...golden, real: goldenReal },
     exportRootProblem,
     exportRootExists: await stat(layout.exportRoot).then((st) => st.isDirectory(), () => false),

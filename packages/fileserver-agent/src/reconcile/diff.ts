@@ -120,6 +120,7 @@ function diffPersist(obs: Observed, plan: FileserverView, layout: Layout, drift:
 
 function diffRoots(plan: FileserverView, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
   const current = obs.store.current;
+  const shared = plan.fileserver.content === "shared";
   const mkdir = exportRootSteps(layout, obs);
   if (mkdir.length) {
     drift.push({ kind: "root", subject: layout.exportRoot, detail: "export root missing" });
@@ -142,7 +143,15 @@ function diffRoots(plan: FileserverView, layout: Layout, obs: Observed, drift: D
           drift.push({ kind: "root", subject, detail: `${r.paths.root} missing, and ${obs.golden.problem}` });
         } else {
           drift.push({ kind: "root", subject, detail: `${r.paths.root} missing` });
-          actions.push({ kind: "root", subject, why: `create ${subject}'s root from the golden image${current ? ` with site ${current}` : ""}`, steps: createRootSteps(layout, r, obs) });
+          actions.push({ kind: "root", subject, why: `create ${subject}'s root from the golden image${shared ? " with the shared site mounted" : current ? ` with site ${current}` : ""}`, steps: createRootSteps(plan, layout, r, obs) });
+        }
+        continue;
+      }
+      if (shared) {
+        // A running Pi's root is never written (the Pi could swap a directory for a symlink under
+        // the agent's feet): a root that does not mount the shared site is moved by a rebuild.
+        if (r.content.html !== "shared") {
+          drift.push({ kind: "content", subject, detail: `serves ${r.content.version ? `its own copy of site ${r.content.version}` : "its own var/www/html"}, not the shared content export; rebuild ${subject}'s root to move it (pifleet writes into no running Pi's root)` });
         }
         continue;
       }
@@ -164,7 +173,10 @@ function diffRoots(plan: FileserverView, layout: Layout, obs: Observed, drift: D
 function diffExports(plan: FileserverView, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
   const desired = renderExports(plan);
   const fileChanged = obs.exportsFile !== desired;
+  const shared = plan.fileserver.content === "shared";
   const steps: Step[] = [];
+  // exportfs cannot export a directory that does not exist yet: the store before the first sync.
+  if (shared && !obs.store.exists) steps.push({ op: "mkdir", path: layout.contentStore, within: layout.exportRoot, parents: true });
   if (fileChanged) {
     drift.push({ kind: "export", subject: layout.exportsFile, detail: obs.exportsFile === null ? "missing" : "differs from the plan" });
     steps.push({ op: "write", path: layout.exportsFile, content: desired, within: layout.exportsDir });
@@ -172,12 +184,13 @@ function diffExports(plan: FileserverView, layout: Layout, obs: Observed, drift:
   let liveMissing = false;
   if (obs.exports) {
     // exportfs lists fileserver paths (in a sandbox, as if chrooted into it): compare those.
-    const wanted = new Set(plan.pis.map((p) => `${p.nfsRoot}\0${p.piAddress}`));
-    for (const p of plan.pis) {
-      const at = p.nfsRoot;
-      if (!obs.exports.some((e) => e.path === at && e.client === p.piAddress)) {
+    const pairs = plan.pis.map((p) => ({ at: p.nfsRoot, client: p.piAddress }));
+    if (shared) pairs.push(...plan.pis.map((p) => ({ at: plan.fileserver.contentExport, client: p.piAddress })));
+    const wanted = new Set(pairs.map((p) => `${p.at}\0${p.client}`));
+    for (const { at, client } of pairs) {
+      if (!obs.exports.some((e) => e.path === at && e.client === client)) {
         liveMissing = true;
-        drift.push({ kind: "export", subject: at, detail: `not exported to ${p.piAddress}` });
+        drift.push({ kind: "export", subject: at, detail: `not exported to ${client}` });
       }
     }
     for (const e of obs.exports) {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BenchRow } from "@pifleet/core";
-import { freePort } from "@pifleet/core";
+import { freePort, goalMet } from "@pifleet/core";
 import { generateAgentCredential } from "@pifleet/proto";
 import { APACHE_BIN, startApache, type ApacheInstance } from "./apache-server.js";
 import { MiniCoordinator } from "./mini-coordinator.js";
@@ -243,7 +243,6 @@ export async function run(): Promise<BenchRow[]> {
     const perReport = reports ? agentCpuMs / reports : NaN;
     const median = frames[Math.floor(frames.length / 2)];
     const load = `load ${loadBefore} → ${loadAfter}`;
-    const met = (ok: boolean) => (ok ? "met" : "MISSED");
     const rows: BenchRow[] = [
       { name: "pi-agent: bare node RSS (floor)", value: mib(floor), unit: "MiB", note: `node -e 'setInterval(()=>{},1000)', mean of ${bareSamples.length} samples` },
       {
@@ -256,14 +255,14 @@ export async function run(): Promise<BenchRow[]> {
         name: "pi-agent: agent RSS above the floor",
         value: above,
         unit: "MiB",
-        goal: `≤ 8 MiB: ${met(above <= 8)}`,
+        goal: goalMet("≤ 8 MiB", above <= 8),
         note: `anon +${anonAbove.toFixed(1)} MiB, file-backed (node binary pages, shared/reclaimable) +${fileAbove.toFixed(1)} MiB`,
       },
       {
         name: "pi-agent: agent RSS drift after warm-up",
         value: drift,
         unit: "MiB",
-        goal: `flat (within ±1 MiB): ${met(Math.abs(drift) <= 1)}`,
+        goal: goalMet("flat (within ±1 MiB)", Math.abs(drift) <= 1),
         note: `last − first sample over ${(elapsedMs / 1000).toFixed(0)} s (${mib(first.rss).toFixed(1)} → ${mib(final.rss).toFixed(1)})`,
       },
       { name: "pi-agent: agent CPU at 1 Hz", value: (100 * agentCpuMs) / elapsedMs, unit: "% of a core", note: `all threads (${cpuEnd.source}); bare node ${((100 * bareCpuMs) / elapsedMs).toFixed(3)} %` },
@@ -271,14 +270,14 @@ export async function run(): Promise<BenchRow[]> {
         name: "pi-agent: CPU per report",
         value: perReport,
         unit: "ms",
-        goal: `≤ 2 ms: ${met(perReport <= 2)}`,
+        goal: goalMet("≤ 2 ms", perReport <= 2),
         note: `${reports} reports in ${(elapsedMs / 1000).toFixed(1)} s, each 2 HTTP GETs (one kept-alive connection) and 7 kernel-file reads; ${web.what}, ${LOAD_RPS} visitor req/s; ${load}`,
       },
       {
         name: "pi-agent: encoded report frame (median)",
         value: median,
         unit: "bytes",
-        goal: `≤ 128 B: ${met(median <= 128)}`,
+        goal: goalMet("≤ 128 B", median <= 128),
         note: `Envelope{PiSample}, min ${frames[0]} max ${frames.at(-1)}; ${lastFacts?.interfaces.length ?? 0} interfaces, ${lastFacts?.scoreboardSlots ?? 0}-slot scoreboard as ${last.sample?.apache?.slots?.length ?? 0} counts (v1 PiReport before: 551 B)`,
       },
     ];
@@ -303,7 +302,7 @@ export async function run(): Promise<BenchRow[]> {
       name: "pi-agent: CPU per report ÷ exporters' CPU per scrape",
       value: ratio,
       unit: "×",
-      goal: `≤ 0.2 (⅕): ${met(ratio <= 0.2)}`,
+      goal: goalMet("≤ 0.2 (⅕)", ratio <= 0.2),
       note: `${perReport.toFixed(2)} ms ÷ (${exporters.map((_e, i) => (expCpu[i].fine / Math.max(1, exporters[i].scrapes)).toFixed(2)).join(" + ")}) ms; same machine, same ${(elapsedMs / 1000).toFixed(0)} s, same Apache`,
     });
     return rows;
