@@ -35,6 +35,7 @@ fileserver:
   trunkInterface: eth0
   exportRoot: /export
   goldenImage: /srv/pifleet/golden
+  content: shared
 private:
   range: 10.46.189.0/24
   firstVlan: 10
@@ -51,6 +52,8 @@ const FILESERVER_PACKAGES = ["nfs-kernel-server", "nfs-common", "netbase", "ifup
 const MARKER_FILE = "etc/pifleet-golden";
 /** Written into the golden tree on this run only: a Pi that reads it read this run's export. */
 const TOKEN = `golden-${randomUUID()}`;
+/** The site synced on this run: what a Pi reads through the shared read-only export. */
+const SITE_TOKEN = `site-${randomUUID()}`;
 
 const plan: Plan = planFleet(parseFleet(FLEET, "lab fleet"));
 const served = fileserverView(plan);
@@ -85,8 +88,20 @@ function expectFileserverServes(boot: number): void {
   expect(value(fileserver, "fs-state", boot)).toBe("running");
   expect(value(fileserver, "fs-nfs-server", boot)).toBe("active");
   expect(values(fileserver, "fs-iface", boot)).toEqual(expectedIfaces());
-  const exported = values(fileserver, "fs-exportfs", boot);
+  const all = values(fileserver, "fs-exportfs", boot);
+  const store = served.fileserver.contentExport;
+  const exported = all.filter((e) => !e.startsWith(`${store} `));
   expect(exported).toHaveLength(plan.pis.length);
+  // content: shared — the store to every Pi, read-only and root-squashed.
+  const shared = all.filter((e) => e.startsWith(`${store} `));
+  expect(shared).toHaveLength(plan.pis.length);
+  for (const p of plan.pis) {
+    const line = shared.find((e) => e.startsWith(`${store} ${p.piAddress}(`));
+    expect(line, `${store} exported to ${p.piAddress}`).toBeDefined();
+    expect(line).toMatch(/\bro\b/);
+    expect(line).toMatch(/\broot_squash\b/);
+    expect(line).not.toMatch(/no_root_squash/);
+  }
   for (const p of plan.pis) {
     const line = exported.find((e) => e.startsWith(`${p.nfsRoot} `));
     expect(line, `${p.nfsRoot} exported`).toBeDefined();
@@ -144,6 +159,7 @@ beforeAll(async () => {
         "",
       ].join("\n"),
       "fleet.yaml": FLEET,
+      "site/index.html": `${SITE_TOKEN}\n`,
       [`golden/${MARKER_FILE}`]: `${TOKEN}\n`,
       "golden/etc/hostname": "pi\n",
       "golden/var/www/html/index.html": "<!doctype html><title>lab</title>\n",
@@ -168,6 +184,7 @@ beforeAll(async () => {
         `OTHER_PI_ADDR=${pi02.piAddress}`,
         `OTHER_FS_ADDR=${pi02.fileserverAddress}`,
         `OTHER_VLAN=${pi02.vlan}`,
+        `CONTENT_EXPORT=${served.fileserver.contentExport}`,
         "",
       ].join("\n"),
     },
@@ -228,6 +245,15 @@ describe("fileserver VM: the real agent on Debian's kernel, systemd and kernel N
 
   it("fills every Pi's root from the golden tree", () => {
     expect(values(fileserver, "fs-root")).toEqual(plan.pis.map((p) => `${p.nfsRoot} ${TOKEN}`));
+  });
+
+  it("content: shared — sync-content writes one copy, every root links its html to the shared mount, and the Pi reads it read-only over NFS", () => {
+    expect(value(fileserver, "fs-sync-exit")).toBe("0");
+    expect(values(fileserver, "fs-root-html")).toEqual(plan.pis.map((p) => `${p.nfsRoot} /srv/pifleet/site/current`));
+    expect(value(pi, "pi-site-mount")).toBe("ok");
+    expect(value(pi, "pi-site")).toBe(SITE_TOKEN);
+    // Even the Pi's root user cannot change the site for the others.
+    expect(value(pi, "pi-site-write")).toMatch(/^refused /);
   });
 
   it("a second apply finds nothing to do and changes nothing", () => {

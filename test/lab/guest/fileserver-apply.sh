@@ -62,6 +62,7 @@ report() {
   exportfs -s | while read -r path client; do mark fs-exportfs "$path $client"; done
   for e in $EXPORTS; do
     if [ -f "$e/$MARKER_FILE" ]; then mark fs-root "$e $(cat "$e/$MARKER_FILE")"; else mark fs-root "$e missing"; fi
+    mark fs-root-html "$e $(readlink "$e/var/www/html")"
   done
 }
 
@@ -86,6 +87,12 @@ if [ "$LAB_BOOT" = 1 ]; then
   mark fs-vlans-before "$(ip -o link show type vlan | wc -l)"
 
   apply 1
+  # content: shared — one copy of the site into the store every Pi mounts read-only.
+  mkdir -p /srv/pifleet/content
+  cp -a /lab/site /srv/pifleet/content/site
+  agent sync-content /srv/pifleet/content/site > /tmp/sync.out 2>&1
+  mark fs-sync-exit $?
+  [ -s /tmp/sync.out ] && grep -qi error /tmp/sync.out && mark fs-sync-output "$(tail -c 600 /tmp/sync.out | tr '\n' ' ')"
   report
   apply 2
   mark fs-trunk-after "$(ip -o link show dev eth0 | grep -q '[<,]UP[,>]' && echo up || echo down)"

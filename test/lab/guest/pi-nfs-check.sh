@@ -2,7 +2,7 @@
 # frames in the Pi's private VLAN. It configures eth0 as the plan's cmdline would (ip=…), mounts
 # its own root from the fileserver over NFS, reads the golden tree's marker, tries another Pi's
 # export, then tries to pass for that other Pi (its address, untagged and tagged with its VLAN).
-# /lab/env: PI_ADDR PREFIX FS_ADDR OWN_EXPORT OTHER_EXPORT MARKER_FILE OTHER_PI_ADDR OTHER_FS_ADDR OTHER_VLAN
+# /lab/env: PI_ADDR PREFIX FS_ADDR OWN_EXPORT OTHER_EXPORT MARKER_FILE OTHER_PI_ADDR OTHER_FS_ADDR OTHER_VLAN CONTENT_EXPORT
 . /lab/env
 mark() { echo "@@LAB $*"; }
 IP=/sbin/ip
@@ -30,6 +30,19 @@ if err=$(mount -t nfs -o "$opts" "$FS_ADDR:$OWN_EXPORT" /mnt/own 2>&1); then
   umount /mnt/own
 else
   mark pi-mount-own "fail $err"
+fi
+
+# content: shared — the site, one copy for every Pi, read-only.
+mkdir -p /mnt/site
+if err=$(mount -t nfs -o "ro,$opts" "$FS_ADDR:$CONTENT_EXPORT" /mnt/site 2>&1); then
+  mark pi-site-mount ok
+  if [ -f /mnt/site/current/index.html ]; then mark pi-site "$(cat /mnt/site/current/index.html)"; else mark pi-site missing; fi
+  # Asked to remount read-write, the write must still fail: the export is ro and root-squashed.
+  mount -o remount,rw /mnt/site 2>/dev/null
+  if err=$(sh -c 'echo x > /mnt/site/current/pi-wrote' 2>&1); then mark pi-site-write "written"; else mark pi-site-write "refused $err"; fi
+  umount /mnt/site
+else
+  mark pi-site-mount "fail $err"
 fi
 
 if err=$(mount -t nfs -o "$opts" "$FS_ADDR:$OTHER_EXPORT" /mnt/other 2>&1); then
