@@ -180,7 +180,9 @@ describe("netboot fields", () => {
       mac: "b8:27:eb:00:00:01",
       serial: "10000001abcdef00",
       tftpPrefix: "abcdef00",
-      tftpDir: "/export/tftp/abcdef00",
+      tftpInterfaceRoot: "/export/tftp/eth0.10",
+      tftpDir: "/export/tftp/eth0.10/abcdef00",
+      bootFile: "bootcode.bin",
       bootFrom: ["/export/10.46.189.2/boot/firmware", "/export/10.46.189.2/boot"],
     });
     expect(p.pis[0].boot).toBe("netboot");

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { loadFleet, plan, renderPlanFiles, renderPlanTable, shelfOf, UnknownNameError, type Plan } from "@pifleet/core";
+import { fileserverView, loadFleet, netbootedPis, plan, renderDnsmasqConf, renderDnsmasqHosts, renderPlanFiles, renderPlanTable, renderTftpFiles, shelfOf, UnknownNameError, type Plan } from "@pifleet/core";
 import { UsageError } from "../usage-error.js";
 
 /** The plan narrowed to one shelf: its Pis, its switch, the fileserver serving it. */
@@ -27,8 +27,9 @@ export function registerPlan(program: Command): void {
     .argument("<fleet>", "fleet file (YAML)")
     .option("--shelf <name>", "only this shelf (its Pis, its switch, its fileserver's part)")
     .option("--json", "print the plan as JSON")
+    .option("--netboot", "print each fileserver's dnsmasq config and reservations, and each netbooted Pi's TFTP files")
     .option("--out <dir>", "write cmdline.txt, interfaces, exports, switch table and HAProxy backend under DIR")
-    .action((file: string, opts: { json?: boolean; out?: string; shelf?: string }) => {
+    .action((file: string, opts: { json?: boolean; out?: string; shelf?: string; netboot?: boolean }) => {
       let derived = plan(loadFleet(file));
       if (opts.shelf !== undefined) {
         try {
@@ -49,6 +50,29 @@ export function registerPlan(program: Command): void {
         process.stdout.write(`wrote ${written.length} files under ${opts.out}\n`);
         return;
       }
+      if (opts.netboot) {
+        process.stdout.write(renderNetboot(derived));
+        return;
+      }
       process.stdout.write(opts.json ? `${JSON.stringify(derived, null, 2)}\n` : renderPlanTable(derived));
     });
+}
+
+/** The netboot chain as text: per fileserver its two dnsmasq files, then each Pi's TFTP folder. */
+function renderNetboot(derived: Plan): string {
+  const out: string[] = [];
+  for (const fs of derived.fileservers) {
+    const view = fileserverView(derived, fs.name);
+    const pis = netbootedPis(view);
+    if (pis.length === 0) {
+      out.push(`# fileserver ${fs.name}: no netbooted Pi (boot.mode is sd)\n`);
+      continue;
+    }
+    out.push(`# fileserver ${fs.name}: /etc/dnsmasq.d/pifleet.conf\n${renderDnsmasqConf(view)}`);
+    out.push(`# fileserver ${fs.name}: /etc/pifleet/dnsmasq.hosts\n${renderDnsmasqHosts(view)}`);
+    for (const pi of pis) {
+      for (const [name, text] of renderTftpFiles(pi)) out.push(`# ${pi.name}: ${pi.netboot!.tftpDir}/${name}\n${text}`);
+    }
+  }
+  return out.join("\n");
 }

@@ -120,11 +120,11 @@ function planPi(fleet: Fleet, shelf: ShelfSpec, fs: FileserverSpec, network: num
   };
   if (pi.mac) planned.mac = pi.mac;
   if (pi.serial) planned.serial = pi.serial;
-  if (boot === "netboot") planned.netboot = netbootOf(fleet.boot.method, pi, fs.tftpRoot, nfsRoot);
+  if (boot === "netboot") planned.netboot = netbootOf(fleet.boot.method, pi, path.posix.join(fs.tftpRoot, planned.fileserverInterface), nfsRoot);
   return planned;
 }
 
-function netbootOf(method: NetbootPlan["method"], pi: PiSpec, tftpRoot: string, nfsRoot: string): NetbootPlan {
+function netbootOf(method: NetbootPlan["method"], pi: PiSpec, interfaceRoot: string, nfsRoot: string): NetbootPlan {
   // The Raspberry Pi boot ROM asks for `<serial>/start4.elf`; a PXE ROM has no such convention.
   const tftpPrefix = method === "rpi" && pi.serial ? pi.serial.slice(-8) : pi.name;
   return {
@@ -132,7 +132,10 @@ function netbootOf(method: NetbootPlan["method"], pi: PiSpec, tftpRoot: string, 
     mac: pi.mac!,
     ...(pi.serial ? { serial: pi.serial } : {}),
     tftpPrefix,
-    tftpDir: path.posix.join(tftpRoot, tftpPrefix),
+    tftpInterfaceRoot: interfaceRoot,
+    tftpDir: path.posix.join(interfaceRoot, tftpPrefix),
+    // Pi 3 ROMs fetch bootcode.bin from the root before looking for <serial>/; iPXE runs a script.
+    bootFile: method === "rpi" ? "bootcode.bin" : `${tftpPrefix}/boot.ipxe`,
     bootFrom: [path.posix.join(nfsRoot, "boot/firmware"), path.posix.join(nfsRoot, "boot")],
   };
 }

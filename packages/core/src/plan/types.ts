@@ -7,10 +7,18 @@ export interface NetbootPlan {
   mac: string;
   /** The board serial as given; the boot ROM's TFTP folder is its last 8 hex digits. */
   serial?: string;
-  /** Folder name under the TFTP root the Pi's files are served from (`<serial>` for `rpi`, the Pi's name otherwise). */
+  /** Folder the Pi asks TFTP for (`<serial>` for `rpi`, the Pi's name otherwise). */
   tftpPrefix: string;
-  /** Absolute fileserver path of that folder. */
+  /**
+   * The TFTP root dnsmasq uses for requests arriving on this Pi's VLAN interface only
+   * (`<tftpRoot>/<eth0.N>`): a Pi on another VLAN sees another root, so it cannot fetch this
+   * Pi's files even if it knows the serial.
+   */
+  tftpInterfaceRoot: string;
+  /** Absolute fileserver path of the Pi's folder: `<tftpInterfaceRoot>/<tftpPrefix>`. */
   tftpDir: string;
+  /** The file a PXE ROM is told to fetch (the `ipxe` method's script); the Pi ROM ignores it. */
+  bootFile: string;
   /** Where the kernel, device trees and initramfs come from: inside the Pi's own root, first that exists. */
   bootFrom: string[];
 }

@@ -124,6 +124,19 @@ export function validateFleet(fleet: Fleet): FieldIssue[] {
     validateShelf(fleet, shelf, typeof prefix === "string" ? undefined : prefix.groups, add);
   }
 
+  // A Pi's root is exported read-write with no_root_squash: TFTP files inside it would be the Pi's to rewrite.
+  for (const shelf of fleet.shelves) {
+    const fs = fileservers.get(shelf.fileserver);
+    const r = rangeOf(shelf);
+    if (!fs || !r || !isNormalisedAbsolute(fs.tftpRoot)) continue;
+    shelf.pis.forEach((pi, i) => {
+      const root = path.posix.join(fs.exportRoot, formatIPv4(r.network + 4 * (pi.port - 1) + 2));
+      if (fs.tftpRoot === root || fs.tftpRoot.startsWith(`${root}/`)) {
+        add(`${fs.at}.tftpRoot`, `${fs.tftpRoot} is inside ${piAt(shelf, i)}'s root ${root} (exported read-write to that Pi): put TFTP folders beside the roots, e.g. ${path.posix.join(fs.exportRoot, "tftp")}`);
+      }
+    });
+  }
+
   // Across shelves: names, addresses, public addresses, boot identities unique in the whole fleet.
   const ranges: Array<{ shelf: ShelfSpec; r: IPv4Cidr }> = [];
   for (const shelf of fleet.shelves) {
@@ -205,6 +218,12 @@ function validateShelf(fleet: Fleet, shelf: ShelfSpec, prefixGroups: number[] | 
     }
     if (vlan === fleet.public.vlan) {
       add(`${pat}.port`, `port ${pi.port} would use VLAN ${vlan}, which is the public VLAN (public.vlan); move ${at}private.firstVlan`);
+    }
+
+    if (pi.mac !== undefined) {
+      const first = parseInt(pi.mac.slice(0, 2), 16);
+      if (pi.mac === "00:00:00:00:00:00" || pi.mac === "ff:ff:ff:ff:ff:ff") add(`${pat}.mac`, `${pi.mac} is not a board's MAC`);
+      else if (first & 1) add(`${pat}.mac`, `${pi.mac} is a multicast address; a Pi's Ethernet MAC is unicast (first byte even)`);
     }
 
     const mode = pi.boot ?? fleet.boot.mode;

@@ -1,5 +1,6 @@
 import type { FileserverView, PiPlan, Plan, ShelfPlan } from "../plan/types.js";
 import { fileserverView } from "../plan/plan.js";
+import { netbootedPis, renderDnsmasqConf, renderDnsmasqHosts, renderTftpFiles } from "./netboot.js";
 
 /** `cmdline.txt` for a Pi's SD card: one line, as the Pi firmware expects. */
 export function renderCmdline(pi: PiPlan): string {
@@ -113,6 +114,7 @@ export function renderPlanFiles(plan: Plan): Map<string, string> {
   for (const pi of plan.pis) {
     files.set(`pis/${pi.name}/cmdline.txt`, renderCmdline(pi));
     files.set(`pis/${pi.name}/interfaces.d/${pi.publicInterface}`, renderPiPublicInterface(pi));
+    for (const [name, text] of renderTftpFiles(pi)) files.set(`pis/${pi.name}/tftp/${name}`, text);
   }
   const single = plan.fileservers.length === 1 && plan.shelves.length === 1;
   for (const fs of plan.fileservers) {
@@ -121,6 +123,10 @@ export function renderPlanFiles(plan: Plan): Map<string, string> {
     files.set(`${dir}/interfaces.d/pifleet`, renderFileserverInterfaces(view));
     for (const [name, text] of renderFileserverNetworkd(view)) files.set(`${dir}/networkd/${name}`, text);
     files.set(`${dir}/exports.d/pifleet.exports`, renderExports(view));
+    if (netbootedPis(view).length > 0) {
+      files.set(`${dir}/dnsmasq.d/pifleet.conf`, renderDnsmasqConf(view));
+      files.set(`${dir}/pifleet/dnsmasq.hosts`, renderDnsmasqHosts(view));
+    }
   }
   for (const shelf of plan.shelves) files.set(single ? "switch/vlans.txt" : `shelves/${shelf.name}/vlans.txt`, renderSwitchTable(shelf));
   files.set("haproxy/backend.cfg", renderHaproxyBackend(plan));
