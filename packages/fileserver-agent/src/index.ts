@@ -20,3 +20,6 @@ export { renderPlanned, summarize, outcomeJson } from "./output.js";
 export { PathError } from "./safety.js";
 export { PERSIST_DRIVERS, persistDriver } from "./persist/registry.js";
 export type { PersistDriver } from "./persist/driver.js";
+export { DnsmasqOptionsSchema, defaultDnsmasqOptions, type DnsmasqOptions } from "./netboot/options.js";
+export { observeNetboot, type NetbootObservation, type TftpPiObservation, type BootFile } from "./netboot/observe.js";
+export { diffNetboot, checkFileOf, controlsDnsmasq } from "./netboot/diff.js";
