@@ -12,7 +12,7 @@ export type { Observed } from "./observe/observe.js";
 export { diffApply, ownerMark } from "./reconcile/diff.js";
 export type { Action, Diff, DriftEntry, DriftKind } from "./reconcile/drift.js";
 export { formatStep, type Step } from "./reconcile/steps.js";
-export { formatActions } from "./reconcile/execute.js";
+export { formatActions, executeActions } from "./reconcile/execute.js";
 export { hashTree } from "./content/hash.js";
 export { buildReport, assessHealth } from "./report.js";
 export { initSandbox } from "./sandbox.js";
