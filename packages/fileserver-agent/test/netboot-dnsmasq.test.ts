@@ -17,7 +17,7 @@ const t = tempDir("dnsmasq-live");
 const f = (name: string) => path.join(t.dir, name);
 let holder: ChildProcess;
 const ns = () => ["--net=/proc/" + holder.pid + "/ns/net"];
-const inNs = (args: string[]) => execFileSync("nsenter", [...ns(), ...args], { encoding: "utf8", timeout: 30_000 });
+const inNs = (args: string[]) => execFileSync("nsenter", [...ns(), ...args], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "pipe"] });
 
 function seedPlan(edit: (fl: Record<string, any>) => void = () => undefined): FileserverView {
   const fl = parse(readFileSync(path.join(repo, "examples/seed-8-netboot.yaml"), "utf8")) as Record<string, any>;
