@@ -113,7 +113,7 @@ export class FileserverAgent {
     }
     const json = JSON.stringify(plan);
     if (json !== this.planJson || !this.fs) {
-      this.fs = await openFileserver({ plan, prefix: this.cfg.rootPrefix, live: this.cfg.live, logger: this.deps.logger, runner: this.deps.runner });
+      this.fs = await openFileserver({ plan, prefix: this.cfg.rootPrefix, live: this.cfg.live, logger: this.deps.logger, runner: this.deps.runner, dnsmasq: this.cfg.dnsmasq });
       this.planJson = json;
       this.deps.logger.info({ fleet: plan.fleet, pis: plan.pis.length, live: this.fs.live }, "plan loaded");
     }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DnsmasqOptionsSchema } from "./netboot/options.js";
 import { CoordinatorLinkSchema, enrolledNameSchema, FleetError, loadConfig, parseConfig, zodIssues } from "@pifleet/core";
 
 const absolutePath = z.string().startsWith("/", "must be an absolute path");
@@ -23,6 +24,8 @@ export const FileserverConfigSchema = z.strictObject({
    * under rootPrefix): a command must not be able to publish /etc on every Pi's web site.
    */
   contentSources: z.array(absolutePath).min(1).default(["/srv/pifleet/content"]),
+  /** dnsmasq for netbooted Pis: its two files, and how it is checked and reloaded. */
+  dnsmasq: DnsmasqOptionsSchema,
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
 });
 

@@ -15,6 +15,7 @@ import { exportRootSteps, rebuildSteps, rollbackSteps } from "./rootfs.js";
 import { hashTree } from "./content/hash.js";
 import { contentPhases, storeSteps } from "./content/steps.js";
 import { isInside, PathError } from "./safety.js";
+import type { DnsmasqOptions } from "./netboot/options.js";
 
 /** An operation the agent will not do in the current state (a powered Pi, a missing root). */
 export class RefusedError extends Error {
@@ -53,6 +54,8 @@ export interface FileserverOptions {
   live: Live;
   prefix?: string;
   logger?: Logger;
+  /** How dnsmasq is checked and reloaded (netbooted Pis). */
+  dnsmasq?: DnsmasqOptions;
 }
 
 /**
@@ -67,6 +70,7 @@ export class Fileserver {
   private readonly runner: CommandRunner;
   private readonly logger?: Logger;
   private readonly driver;
+  private readonly dnsmasq?: DnsmasqOptions;
   private readonly protectedBases: Set<string>;
   private lock: Promise<unknown> = Promise.resolve();
 
@@ -77,6 +81,7 @@ export class Fileserver {
     this.runner = opts.runner;
     this.logger = opts.logger;
     this.driver = persistDriver(opts.plan.fileserver.network);
+    this.dnsmasq = opts.dnsmasq;
     this.protectedBases = new Set(
       opts.plan.pis.flatMap((p) => {
         const r = rootPaths(this.layout, p);
@@ -86,7 +91,7 @@ export class Fileserver {
   }
 
   observe(): Promise<Observed> {
-    return observe({ plan: this.plan, layout: this.layout, live: this.live, runner: this.runner, driver: this.driver });
+    return observe({ plan: this.plan, layout: this.layout, live: this.live, runner: this.runner, driver: this.driver, dnsmasq: this.dnsmasq });
   }
 
   /** Drift and the actions `apply` would take. */

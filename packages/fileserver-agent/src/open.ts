@@ -6,6 +6,7 @@ import { EmulatedHost } from "./host/emulator.js";
 import { resolveLive, type LiveRequest } from "./host/live.js";
 import { createLayout } from "./layout.js";
 import { ExecRunner, type CommandRunner } from "./runner.js";
+import type { DnsmasqOptions } from "./netboot/options.js";
 
 /** A sandbox folder, checked and made absolute (its realpath, so every later check compares like with like). */
 export function resolvePrefix(prefix: string | undefined): string {
@@ -31,6 +32,7 @@ export interface OpenOptions {
   /** The host's programs; tests pass a fake. */
   runner?: CommandRunner;
   uid?: number;
+  dnsmasq?: DnsmasqOptions;
 }
 
 /** Decides how the kernel is reached (host, emulated, off) and builds the Fileserver. */
@@ -44,5 +46,5 @@ export async function openFileserver(opts: OpenOptions): Promise<Fileserver> {
     runner = new EmulatedHost(layout.emulatorState, prefix, base, opts.plan.fileserver.trunkInterfaces);
   }
   for (const note of live.notes) opts.logger?.info({ live }, note);
-  return new Fileserver({ plan: opts.plan, runner, live, prefix, logger: opts.logger });
+  return new Fileserver({ plan: opts.plan, runner, live, prefix, logger: opts.logger, ...(opts.dnsmasq ? { dnsmasq: opts.dnsmasq } : {}) });
 }

@@ -13,6 +13,9 @@ import { parseIpLinks, type LiveLink } from "./iproute.js";
 import { parseExportfs, type LiveExport } from "./exportfs.js";
 import { observeGolden, observeRoot, type RootObservation } from "./roots.js";
 import { readOrNull } from "../read-or-null.js";
+import { netbootedPis } from "@pifleet/core";
+import { observeNetboot, under, type NetbootObservation } from "../netboot/observe.js";
+import { defaultDnsmasqOptions, type DnsmasqOptions } from "../netboot/options.js";
 
 export interface PersistObservation {
   driver: PersistDriver;
@@ -39,6 +42,8 @@ export interface Observed {
   /** Set when the export root itself cannot be used (a symlink out of the sandbox…): nothing is written. */
   exportRootProblem?: string;
   exportRootExists: boolean;
+  /** dnsmasq and the TFTP folders: only when a Pi is netbooted or pifleet's dnsmasq file is still there. */
+  netboot?: NetbootObservation;
   errors: string[];
 }
 
@@ -49,6 +54,7 @@ export interface ObserveContext {
   live: Live;
   runner: CommandRunner;
   driver: PersistDriver;
+  dnsmasq?: DnsmasqOptions;
 }
 
 /** NFS is up when the kernel server has threads, or (no nfsd view here) systemd says so. */
@@ -118,8 +124,15 @@ export async function observe(ctx: ObserveContext): Promise<Observed> {
   const goldenReal = golden.ok ? await realpath(layout.golden) : undefined;
   const roots = exportRootProblem ? [] : await Promise.all(plan.pis.map((pi) => observeRoot(layout, pi)));
 
+  const dnsmasq = ctx.dnsmasq ?? defaultDnsmasqOptions();
+  const netboot =
+    !exportRootProblem && (netbootedPis(plan).length > 0 || (await readOrNull(under(layout, dnsmasq.confFile))) !== null)
+      ? await observeNetboot(plan, layout, runner, dnsmasq)
+      : undefined;
+
   return {
     live,
+    netboot,
     links,
     exports,
     nfsRunning: nfs,

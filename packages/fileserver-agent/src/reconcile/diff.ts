@@ -9,6 +9,7 @@ import { createRootSteps, exportRootSteps, finishSwapSteps } from "../rootfs.js"
 import { isInside, PathError } from "../safety.js";
 import type { Action, Diff, DriftEntry } from "./drift.js";
 import type { Step } from "./steps.js";
+import { diffNetboot } from "../netboot/diff.js";
 
 /** Set as the link's alias on every VLAN interface pifleet creates: its mark of ownership in the live state. */
 export function ownerMark(plan: FileserverView): string {
@@ -218,5 +219,6 @@ export function diffApply(plan: FileserverView, layout: Layout, obs: Observed): 
   }
   diffRoots(plan, layout, obs, drift, actions);
   diffExports(plan, layout, obs, drift, actions);
+  if (obs.netboot) diffNetboot(plan, layout, obs.live, obs.netboot, drift, actions);
   return { drift, actions };
 }

@@ -1,4 +1,5 @@
-import { lstat, mkdir, rename, rm, symlink, writeFile, chmod } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, mkdir, open, rename, rm, symlink, writeFile, chmod, utimes } from "node:fs/promises";
 import path from "node:path";
 import { formatCommand, runChecked, shellQuote, type CommandRunner } from "../runner.js";
 import { assertNotSymlink, assertResolvesInside, PathError } from "../safety.js";
@@ -20,6 +21,12 @@ export type Step =
   | { op: "symlink"; target: string; path: string; within: string }
   /** Written to a temporary name then renamed, so a reader sees the old file or the new one. */
   | { op: "write"; path: string; content: string; within: string; mode?: number }
+  /**
+   * One regular file copied out of a tree someone else writes (a Pi's root): the source must
+   * resolve inside `fromWithin` and is opened without following a final symlink; its times are
+   * kept so the next observation sees it unchanged. Written to a temporary name then renamed.
+   */
+  | { op: "copyFile"; from: string; fromWithin: string; to: string; within: string }
   /** Refuses to continue unless the tree hashes to `version` (a source that changed mid-copy). */
   | { op: "verify"; path: string; version: string };
 
@@ -51,8 +58,37 @@ export function formatStep(step: Step, verbose = false): string {
       if (!verbose) return `install -m ${mode} /dev/stdin ${shellQuote(step.path)}  # ${step.content.split("\n").length - 1} lines, written atomically`;
       return `install -m ${mode} /dev/stdin ${shellQuote(step.path)} <<'PIFLEET'\n${step.content}${step.content.endsWith("\n") ? "" : "\n"}PIFLEET`;
     }
+    case "copyFile":
+      return `${formatCommand("install", ["-p", "-m", "0644", "-T", step.from, step.to])}  # no symlink followed, must stay inside ${shellQuote(step.fromWithin)}`;
     case "verify":
       return `# verify: the tree ${step.path} hashes to ${step.version}`;
+  }
+}
+
+async function copyRegularFile(step: Extract<Step, { op: "copyFile" }>): Promise<void> {
+  await assertResolvesInside(step.fromWithin, step.from, "boot file");
+  let src;
+  try {
+    src = await open(step.from, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ELOOP") throw new PathError(step.from, "is a symlink; refused (boot files are copied, never followed)");
+    throw err;
+  }
+  try {
+    const st = await src.stat();
+    if (!st.isFile()) throw new PathError(step.from, "is not a regular file; refused");
+    const tmp = `${step.to}.pifleet-tmp`;
+    await rm(tmp, { force: true });
+    const out = await open(tmp, "wx", 0o644);
+    try {
+      for await (const chunk of src.createReadStream({ autoClose: false })) await out.write(chunk as Buffer);
+    } finally {
+      await out.close();
+    }
+    await utimes(tmp, st.atime, st.mtime);
+    await rename(tmp, step.to);
+  } finally {
+    await src.close();
   }
 }
 
@@ -113,6 +149,10 @@ export async function executeStep(step: Step, ctx: StepContext): Promise<void> {
       await rename(tmp, step.path);
       return;
     }
+    case "copyFile":
+      await confine(ctx, step.within, step.to);
+      await copyRegularFile(step);
+      return;
     case "verify": {
       const got = await hashTree(step.path);
       if (got !== step.version) throw new PathError(step.path, `hashes to ${got}, expected ${step.version}: the source changed while it was copied`);
