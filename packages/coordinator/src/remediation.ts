@@ -25,6 +25,9 @@ export const RecoverySectionSchema = z
     powerActionsPerWindow: z.int().min(1).max(1000).optional(),
     powerWindowMs: ms.optional(),
     stableMs: ms.optional(),
+    waveSize: z.int().min(1).max(96).optional(),
+    waveTimeoutMs: ms.optional(),
+    waveRetries: z.int().min(0).max(10).optional(),
   })
   .prefault({});
 
@@ -99,7 +102,7 @@ export async function startRemediation(opts: {
     reconnectBackoffMs: overrides.reconnectBackoffMs ?? MAX_RECONNECT_BACKOFF_MS,
   };
   const engine = new RecoveryEngine({
-    pis: opts.plan.pis.map((p) => ({ name: p.name, port: p.port })),
+    pis: opts.plan.pis.map((p) => ({ name: p.name, port: p.port, netboot: p.boot === "netboot" })),
     power,
     lb: balancer,
     fileserver,

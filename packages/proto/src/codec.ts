@@ -165,7 +165,7 @@ function prefixed(field: string, problem: string | null): string | null {
   return problem && `${field}.${problem}`;
 }
 
-export const OPERATOR_ACTIONS = ["cycle", "drain", "undrain", "rebuild", "release", "apply"] as const;
+export const OPERATOR_ACTIONS = ["cycle", "drain", "undrain", "rebuild", "release", "apply", "power-on-all"] as const;
 export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
 
 /** Lower-case state name for display and JSON (`PI_STATE_POWER_CYCLING` → `power-cycling`). */

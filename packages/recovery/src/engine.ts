@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "@pifleet/core";
 import { darkShareGuard, fileserverGuard, Settle, startupGuard, type GuardVerdict } from "./guards.js";
 import { SlidingWindowLimit } from "./rate-limit.js";
+import { PowerOnWaves, type WaveAction } from "./waves.js";
 import {
   DEFAULT_RECOVERY_CONFIG,
   type AuditEvent,
@@ -109,6 +110,8 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   /** Open intents being finished (their dwell is running out) after a restart. */
   private readonly recovering = new Set<number>();
   private lastIntentSweepMs = 0;
+  /** A `power-on --all` in progress: its Pis are its own until it lets go of them. */
+  private waves: PowerOnWaves | undefined;
 
   constructor(private readonly deps: RecoveryDeps) {
     super();
@@ -227,13 +230,14 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       void this.recoverIntents();
     }
     const health = this.observe(now);
+    if (this.waves) this.stepWaves(now, health);
     for (const rec of this.pis.values()) {
       const refused = this.refusedFor(rec) !== undefined;
       // No longer refused (re-enrolled, or released): its silence until now had a known cause.
       if (rec.refused && !refused) this.restartClocks(rec, now);
       rec.refused = refused;
     }
-    const considered = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !r.refused);
+    const considered = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !r.refused && !this.waves?.owns(r.ref.name));
     for (const rec of considered) {
       // Not a power action, so no guard applies: a Pi that booted late takes traffic again.
       if (rec.lateBoot && health.get(rec.ref.name) === "healthy") this.spawn(rec, () => this.backInService(rec, `healthy again after attempt ${rec.attempts} (booted after the ${Math.round(this.cfg.bootTimeoutMs / 1000)} s boot timeout)`));
@@ -484,11 +488,12 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   async operator(action: string, pi: string, actor: string, reason = "", force = false): Promise<OperatorResult> {
     const rec = this.pis.get(pi);
     const result = await this.runOperator(action, rec, actor, reason, force).catch((err: Error) => ({ ok: false, message: err.message }));
-    this.deps.audit({ kind: "operator", subject: pi, actor, message: `${action}${reason ? ` (${reason})` : ""}: ${result.ok ? "ok" : "refused"} — ${result.message}` });
+    this.deps.audit({ kind: "operator", subject: pi || "fleet", actor, message: `${action}${reason ? ` (${reason})` : ""}: ${result.ok ? "ok" : "refused"} — ${result.message}` });
     return result;
   }
 
   private async runOperator(action: string, rec: PiRecord | undefined, actor: string, reason: string, force: boolean): Promise<OperatorResult> {
+    if (action === POWER_ON_ALL) return this.startWaves(actor, reason);
     if (!rec) return { ok: false, message: "no such Pi in the fleet" };
     const name = rec.ref.name;
     switch (action) {
@@ -547,12 +552,85 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     }
   }
 
+  /**
+   * `power-on --all`: every Pi not held, quarantined or being remediated, switched on in waves
+   * (boot ROMs give up when a whole shelf asks DHCP/TFTP/NFS at once). Switching a port on harms
+   * no Pi, so no guard refuses the run; the power-cycles it makes of silent netbooted Pis go
+   * through every guard and the rate limit like any other.
+   */
+  private startWaves(actor: string, reason: string): OperatorResult {
+    if (this.waves && !this.waves.done) {
+      const s = this.waves.status();
+      return { ok: false, message: `a power-on is already running (wave ${s.wave} of ${s.waves}: ${s.healthy} healthy, ${s.booting} booting, ${s.queued} queued)` };
+    }
+    const pis = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy).map((r) => ({ name: r.ref.name, port: r.ref.port, netboot: r.ref.netboot === true }));
+    if (pis.length === 0) return { ok: false, message: "no Pi to power on (every Pi is held, quarantined or being remediated)" };
+    this.waves = new PowerOnWaves(pis, { size: this.cfg.waveSize, timeoutMs: this.cfg.waveTimeoutMs, retries: this.cfg.waveRetries, retryBackoffMs: this.cfg.backoffMs, maxRetryBackoffMs: this.cfg.maxBackoffMs });
+    const waves = Math.ceil(pis.length / this.cfg.waveSize);
+    const message = `powering on ${pis.length} Pi(s) in waves of ${this.cfg.waveSize} (${waves} wave(s)); the next wave starts when the last one reported healthy, or after ${secs(this.cfg.waveTimeoutMs)}`;
+    this.deps.audit({ kind: "power", subject: "fleet", actor, message: `power-on --all${reason ? ` (${reason})` : ""}: ${message}` });
+    // Started now, not at the next tick, so the operator's answer follows the first wave.
+    this.stepWaves(this.now(), new Map([...this.pis.keys()].map((n) => [n, this.deps.health(n)])));
+    return { ok: true, message };
+  }
+
+  private stepWaves(now: number, health: Map<string, Health>): void {
+    const waves = this.waves!;
+    const owned = [...this.pis.keys()].filter((n) => waves.owns(n));
+    for (const a of waves.tick(now, (pi) => health.get(pi) === "healthy")) this.waveAction(a, now);
+    // Came up in its wave: in service, and judged by recovery like any other Pi from now on.
+    for (const n of owned) if (!waves.owns(n) && health.get(n) === "healthy") this.deps.setState(n, null, "healthy after power-on");
+    if (waves.done) this.waves = undefined;
+  }
+
+  private waveAction(a: WaveAction, now: number): void {
+    switch (a.kind) {
+      case "wave":
+        this.deps.audit({ kind: "power", subject: "fleet", message: `power-on wave ${a.wave}: ${a.pis.map((p) => p.name).join(", ")}`, fields: { wave: String(a.wave), pis: String(a.pis.length) } });
+        return;
+      case "power-on": {
+        const rec = this.record(a.pi.name);
+        rec.bootingSinceMs = now;
+        this.deps.setState(a.pi.name, "booting", `power-on wave ${a.wave}: waiting up to ${secs(this.cfg.waveTimeoutMs)} for a healthy report`);
+        this.spawn(rec, async () => {
+          await this.deps.power.set(a.pi.port, true);
+          this.deps.audit({ kind: "power", subject: a.pi.name, message: `port ${a.pi.port} on: power-on wave ${a.wave}`, fields: { port: String(a.pi.port), wave: String(a.wave) } });
+        });
+        return;
+      }
+      case "cycle": {
+        const rec = this.record(a.pi.name);
+        this.spawn(rec, async () => {
+          try {
+            await this.cycle(rec, "cycle", a.reason);
+          } catch (err) {
+            if (!(err instanceof Refused)) throw err;
+            // Not done, and not counted: tried again when the guard or the rate limit allows.
+            this.waves?.defer(a.pi.name, Math.max(this.now() + this.cfg.tickMs, this.limit.nextFreeMs(this.now())));
+            this.deps.audit({ kind: "recovery", subject: a.pi.name, message: `power-on retry deferred: ${err.message}` });
+          }
+        });
+        return;
+      }
+      case "quarantine":
+        this.quarantine(this.record(a.pi.name), a.reason);
+        return;
+      case "late":
+        this.deps.setState(a.pi.name, null, a.reason);
+        this.deps.audit({ kind: "recovery", subject: a.pi.name, message: a.reason });
+        return;
+      case "finished":
+        this.deps.audit({ kind: "power", subject: "fleet", message: `power-on --all finished: ${a.summary}` });
+        return;
+    }
+  }
+
   /** Why no power action may be taken now, or undefined. `force` is an operator's override. */
   private powerRefusal(force: boolean): string | undefined {
     if (force) return undefined;
     if (this.alarm.on) return `refused: fleet alarm (${this.alarm.reason})`;
     // Looked at again now, not as of the last tick: the fleet may have gone dark since.
-    const watched = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !this.refusedFor(r));
+    const watched = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !this.refusedFor(r) && !this.waves?.owns(r.ref.name));
     const alarm = darkShareGuard(watched.map((r) => this.deps.health(r.ref.name)), this.cfg.darkShare);
     if (alarm.holding) return `refused: fleet alarm (${alarm.reason})`;
     if (!(this.deps.fileserver?.healthy() ?? true)) return "refused: the fileserver is unhealthy";
@@ -596,6 +674,9 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     this.emit("status", this.status());
   }
 }
+
+/** The operator action that powers the whole fleet on in waves. */
+export const POWER_ON_ALL = "power-on-all";
 
 function secs(ms: number): string {
   return `${+(ms / 1000).toFixed(1)} s`;

@@ -6,6 +6,8 @@ export type RecoveryState = "drained" | "power-cycling" | "booting" | "rebuildin
 export interface PiRef {
   name: string;
   port: number;
+  /** Boots over the network (DHCP/TFTP from the fileserver): a silent one after power-on is retried in its wave. */
+  netboot?: boolean;
 }
 
 /** The switch's PoE driver: sets are verified by read-back before they resolve. */
@@ -102,6 +104,10 @@ export interface RecoveryConfig {
   /** Healthy this long and the Pi's attempt count resets. */
   stableMs: number;
   tickMs: number;
+  /** `power-on --all`: Pis switched on at once, how long each may take to report, retries of a silent netbooted Pi. */
+  waveSize: number;
+  waveTimeoutMs: number;
+  waveRetries: number;
 }
 
 export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
@@ -120,4 +126,7 @@ export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
   powerWindowMs: 60_000,
   stableMs: 600_000,
   tickMs: 250,
+  waveSize: 8,
+  waveTimeoutMs: 180_000,
+  waveRetries: 2,
 };

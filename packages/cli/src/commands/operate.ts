@@ -7,7 +7,7 @@ import { FleetClient, v1 } from "@pifleet/proto";
 import { feedCredentials, feedUrl } from "../feed-credentials.js";
 import { UsageError } from "../usage-error.js";
 
-type Action = "cycle" | "drain" | "undrain" | "rebuild" | "release";
+type Action = "cycle" | "drain" | "undrain" | "rebuild" | "release" | "power-on-all";
 
 const ACTIONS: Array<{ action: Action; description: string; powers?: boolean }> = [
   { action: "cycle", description: "drain a Pi and power-cycle its switch port now (refused during a fleet alarm or while the fileserver is unhealthy, unless --force)", powers: true },
@@ -38,6 +38,25 @@ const CONNECT_TIMEOUT_MS = 15_000;
  * the operator's name, allowed or refused.
  */
 export function registerOperate(program: Command): void {
+  const common = (cmd: Command, timeout: string) =>
+    cmd
+      .option("--url <url>", "the coordinator's feed, e.g. wss://coordinator:7300/feed (or $PIFLEET_URL)")
+      .option("--token <token>", "an operator token, NAME.SECRET (or --token-file, or $PIFLEET_TOKEN)")
+      .option("--token-file <file>", "read the token from FILE")
+      .option("--reason <text>", "why: kept in the audit log with your name")
+      .option("--timeout <seconds>", "give up waiting for the coordinator's answer after this long", timeout)
+      .option("--ca <file>", "CA certificate (PEM) to trust for wss://")
+      .exitOverride((err) => {
+        throw err.exitCode === 1 ? new CommanderError(2, err.code, err.message) : err;
+      });
+  // Whole shelves booting at once overwhelm DHCP/TFTP/NFS and boot ROMs give up: the coordinator paces it.
+  common(
+    program
+      .command("power-on")
+      .description("switch every Pi's port on, in waves (recovery.waveSize at a time, default 8): the next wave when the last reported healthy or timed out; silent netbooted Pis are cycled again, then quarantined")
+      .requiredOption("--all", "every Pi not held, quarantined or being remediated (the only form today)"),
+    "120",
+  ).action((opts: OperateOpts) => operate("power-on-all", "", opts, false));
   for (const { action, description, powers } of ACTIONS) {
     const cmd = program
       .command(action)
@@ -87,7 +106,7 @@ async function operate(action: Action, pi: string, opts: OperateOpts, powers: bo
     process.stdout.write(`${reply.message}\n`);
     return;
   }
-  process.stderr.write(`pifleet: ${action} ${pi} refused: ${reply.message}\n`);
+  process.stderr.write(`pifleet: ${action}${pi ? ` ${pi}` : ""} refused: ${reply.message}\n`);
   process.exitCode = REFUSED;
 }
 
