@@ -5,6 +5,7 @@ import { driverForFleet, type LoadBalancerDriver } from "@pifleet/lb";
 import { RecoveryEngine, DEFAULT_RECOVERY_CONFIG, type FileserverPort, type LoadBalancerPort, type PowerPort, type RecoveryConfig } from "@pifleet/recovery";
 import { openSwitch, switchResourceFromFleet, type SwitchHandle } from "@pifleet/switch";
 import type { Coordinator } from "./coordinator.js";
+import { ShelfReach } from "./shelf-reach.js";
 
 const ms = z.int().min(0).max(86_400_000);
 
@@ -59,9 +60,15 @@ export async function startRemediation(opts: {
   logger: Logger;
 }): Promise<Remediation | undefined> {
   const { coordinator: c, fleet, logger } = opts;
-  let sw: SwitchHandle | undefined;
+  // One switch driver per shelf: VLAN ids and port numbers repeat across shelves, so a Pi's
+  // port is only meaningful on its own shelf's switch.
+  const switches = new Map<string, SwitchHandle>();
   let lb: LoadBalancerDriver | undefined;
-  if (opts.switchEnabled) sw = openSwitch(switchResourceFromFleet(fleet));
+  if (opts.switchEnabled) for (const s of fleet.shelves) switches.set(s.name, openSwitch(switchResourceFromFleet(fleet, process.env, s.name)));
+  const closeSwitches = async () => {
+    for (const sw of switches.values()) await sw.close();
+  };
+  const sw = switches.get(fleet.shelves[0].name);
   if (opts.loadBalancer.enabled) {
     lb = driverForFleet(fleet);
     if (opts.loadBalancer.sync) {
@@ -76,16 +83,29 @@ export async function startRemediation(opts: {
   if (!opts.recovery.enabled || !sw) {
     if (opts.recovery.enabled) logger.warn("recovery is enabled but the switch is not: no Pi can be power-cycled, recovery is off");
     await lb?.close();
-    await sw?.close();
+    await closeSwitches();
     return undefined;
   }
 
-  const power: PowerPort = {
-    set: (port, on) => sw!.power.powerSet(port, on),
-    get: (port) => sw!.power.powerGet(port),
-  };
+  const powerOf = (h: SwitchHandle): PowerPort => ({
+    set: (port, on) => h.power.powerSet(port, on),
+    get: (port) => h.power.powerGet(port),
+  });
+  const power = powerOf(sw);
+  const powers = new Map([...switches].map(([name, h]) => [name, powerOf(h)]));
+  // Each switch is asked on its own whether it answers; one that does not pauses its shelf only.
+  const reach = new ShelfReach(
+    fleet.shelves.map((s) => {
+      const h = switches.get(s.name)!;
+      const port = s.pis[0].port;
+      return { shelf: s.name, label: `${h.resource.name} (${h.resource.address}:${h.resource.snmpPort})`, probe: () => h.power.powerGet(port) };
+    }),
+    { logger: logger.child({ part: "shelf-reach" }) },
+  );
+  reach.start();
   const balancer: LoadBalancerPort | undefined = lb && { drain: (pi) => lb!.drain(pi), ready: (pi) => lb!.ready(pi) };
   const fileserver: FileserverPort = {
+    // The fleet state tracks one fileserver agent today; every shelf it serves shares its health.
     healthy: () => c.fileserverHealthy(),
     async rebuild(pi) {
       const fsName = opts.plan.fileservers[0].name;
@@ -102,8 +122,10 @@ export async function startRemediation(opts: {
     reconnectBackoffMs: overrides.reconnectBackoffMs ?? MAX_RECONNECT_BACKOFF_MS,
   };
   const engine = new RecoveryEngine({
-    pis: opts.plan.pis.map((p) => ({ name: p.name, port: p.port, netboot: p.boot === "netboot" })),
+    pis: opts.plan.pis.map((p) => ({ name: p.name, port: p.port, shelf: p.shelf, netboot: p.boot === "netboot" })),
     power,
+    powerFor: (shelf) => powers.get(shelf),
+    reach,
     lb: balancer,
     fileserver,
     intents: {
@@ -141,9 +163,10 @@ export async function startRemediation(opts: {
     engine,
     async stop() {
       c.setOperations(undefined);
+      reach.stop();
       await engine.stop();
       await lb?.close();
-      await sw?.close();
+      await closeSwitches();
     },
   };
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "@pifleet/core";
-import { darkShareGuard, fileserverGuard, Settle, startupGuard, type GuardVerdict } from "./guards.js";
+import { darkShareGuard, fileserverGuard, reachGuard, Settle, startupGuard, type GuardVerdict } from "./guards.js";
 import { SlidingWindowLimit } from "./rate-limit.js";
 import { PowerOnWaves, type WaveAction } from "./waves.js";
 import {
@@ -16,11 +16,17 @@ import {
   type PowerPort,
   type RecoveryConfig,
   type RecoveryState,
+  type ShelfReachPort,
 } from "./types.js";
 
 export interface RecoveryDeps {
   pis: PiRef[];
+  /** The PoE driver of the one shelf, and of any shelf `powerFor` does not name. */
   power: PowerPort;
+  /** Each shelf's own switch: a Pi's port is switched on the switch of its shelf. */
+  powerFor?: (shelf: string) => PowerPort | undefined;
+  /** Whether each shelf's switch and fileserver answer; an unreachable one pauses that shelf. */
+  reach?: ShelfReachPort;
   lb?: LoadBalancerPort;
   fileserver?: FileserverPort;
   intents: IntentStore;
@@ -61,7 +67,25 @@ interface PiRecord {
   lateBoot: boolean;
 }
 
+/** One shelf's guards: each shelf is alarmed, paused and settled on its own. */
+export interface ShelfRecoveryStatus {
+  shelf: string;
+  alarm: boolean;
+  alarmReason: string;
+  paused: string;
+  settlingUntilMs: number;
+}
+
+interface ShelfGroup {
+  name: string;
+  settle: Settle;
+  alarm: { on: boolean; reason: string };
+  paused: string;
+}
+
 export interface RecoveryStatus {
+  /** Per shelf (one entry for a one-shelf fleet). */
+  shelves: ShelfRecoveryStatus[];
   alarm: boolean;
   alarmReason: string;
   active: number;
@@ -99,10 +123,12 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private startedMs = 0;
-  /** The guards' lift window for the fleet (a shelf each, once guards count per shelf). */
-  private readonly settle: Settle;
-  private alarm = { on: false, reason: "" };
-  private paused = "";
+  /**
+   * The guards of each shelf, with its lift window: a partition, a dark share or an unreachable
+   * switch or fileserver on one shelf holds that shelf only. The concurrency cap and the power
+   * rate limit stay fleet-wide.
+   */
+  private readonly groups = new Map<string, ShelfGroup>();
   private stopped = false;
   private readonly jobs = new Set<Promise<void>>();
   /** Intents held by a running job; any other open intent is a port someone must switch back on. */
@@ -118,8 +144,9 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     this.cfg = { ...DEFAULT_RECOVERY_CONFIG, ...deps.config };
     this.now = deps.now ?? Date.now;
     this.limit = new SlidingWindowLimit(this.cfg.powerActionsPerWindow, this.cfg.powerWindowMs);
-    this.settle = new Settle(this.cfg.confirmMs + this.cfg.reconnectBackoffMs);
     for (const ref of deps.pis) {
+      const shelf = ref.shelf ?? "";
+      if (!this.groups.has(shelf)) this.groups.set(shelf, { name: shelf, settle: new Settle(this.cfg.confirmMs + this.cfg.reconnectBackoffMs), alarm: { on: false, reason: "" }, paused: "" });
       this.pis.set(ref.name, {
         ref,
         busy: false,
@@ -151,7 +178,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       if (rec && !rec.busy && !rec.held && !rec.quarantined) this.resumeAfterRestart(rec, "a remediation was interrupted by a coordinator restart");
     }
     this.startedMs = this.now();
-    this.settle.hold("startup");
+    for (const g of this.groups.values()) g.settle.hold("startup");
     this.timer = setInterval(() => this.tick(), this.cfg.tickMs);
     this.timer.unref();
   }
@@ -163,14 +190,36 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   }
 
   status(): RecoveryStatus {
-    const s = this.settle.state;
+    const shelves: ShelfRecoveryStatus[] = [...this.groups.values()].map((g) => ({
+      shelf: g.name,
+      alarm: g.alarm.on,
+      alarmReason: g.alarm.reason,
+      paused: g.paused,
+      settlingUntilMs: g.settle.state.holding ? 0 : g.settle.state.untilMs,
+    }));
+    const alarmed = shelves.filter((g) => g.alarm);
+    const paused = shelves.filter((g) => g.paused);
     return {
-      alarm: this.alarm.on,
-      alarmReason: this.alarm.reason,
+      shelves,
+      alarm: alarmed.length > 0,
+      alarmReason: alarmed.map((g) => this.label(g.shelf, g.alarmReason)).join("; "),
       active: [...this.pis.values()].filter((p) => p.busy).length,
-      paused: this.paused,
-      settlingUntilMs: s.holding ? 0 : s.untilMs,
+      paused: paused.map((g) => this.label(g.shelf, g.paused)).join("; "),
+      settlingUntilMs: Math.max(0, ...shelves.map((g) => g.settlingUntilMs)),
     };
+  }
+
+  /** Names the shelf in a message once the fleet has more than one. */
+  private label(shelf: string, message: string): string {
+    return this.groups.size > 1 && message ? `shelf ${shelf}: ${message}` : message;
+  }
+
+  private group(rec: PiRecord): ShelfGroup {
+    return this.groups.get(rec.ref.shelf ?? "")!;
+  }
+
+  private powerOf(shelf: string | undefined): PowerPort {
+    return (shelf !== undefined ? this.deps.powerFor?.(shelf) : undefined) ?? this.deps.power;
   }
 
   /**
@@ -189,7 +238,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       const offFor = await this.offFor(intent);
       const wait = Math.min(this.cfg.dwellMs, Math.max(0, this.cfg.dwellMs - offFor));
       if (wait > 0) await sleep(wait);
-      await this.deps.power.set(intent.port, true);
+      await this.powerOf(this.pis.get(intent.pi)?.ref.shelf).set(intent.port, true);
       this.deps.intents.closeIntent(intent.id, "recovered", "port switched on after a coordinator restart");
       const offSeconds = ((offFor + wait) / 1000).toFixed(1);
       this.deps.audit({
@@ -215,7 +264,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private async offFor(intent: OpenIntent): Promise<number> {
     if (intent.offMs === undefined) {
       // The previous run died between writing the intent and seeing the port off.
-      const on = await this.deps.power.get(intent.port).catch(() => false);
+      const on = await this.powerOf(this.pis.get(intent.pi)?.ref.shelf).get(intent.port).catch(() => false);
       if (on) return this.cfg.dwellMs;
     }
     return this.now() - (intent.offMs ?? intent.createdMs);
@@ -242,12 +291,18 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       // Not a power action, so no guard applies: a Pi that booted late takes traffic again.
       if (rec.lateBoot && health.get(rec.ref.name) === "healthy") this.spawn(rec, () => this.backInService(rec, `healthy again after attempt ${rec.attempts} (booted after the ${Math.round(this.cfg.bootTimeoutMs / 1000)} s boot timeout)`));
     }
-    const lifted = this.settle.step(now, this.guards(now, considered, health));
-    if (lifted) this.afresh(now, lifted);
-    if (this.settle.blocks(now)) return;
+    const open = new Set<string>();
+    for (const g of this.groups.values()) {
+      const lifted = g.settle.step(now, this.guards(now, g, considered.filter((r) => this.group(r) === g), health));
+      if (lifted) this.afresh(now, g, lifted);
+      if (!g.settle.blocks(now)) open.add(g.name);
+    }
+    if (open.size === 0) return;
 
+    // Fleet-wide: at most maxConcurrent Pis in remediation, whichever shelves they are on.
     let active = [...this.pis.values()].filter((p) => p.busy).length;
     for (const rec of considered) {
+      if (!open.has(rec.ref.shelf ?? "")) continue;
       if (active >= this.cfg.maxConcurrent) break;
       const h = health.get(rec.ref.name)!;
       if (!this.due(rec, h, now)) continue;
@@ -287,31 +342,41 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
    * This tick's guards, in order; each is a small function of what it needs. During the start-up
    * grace nothing else is judged (silence means nothing yet, so no alarm is raised either).
    */
-  private guards(now: number, considered: PiRecord[], health: Map<string, Health>): GuardVerdict[] {
+  private guards(now: number, g: ShelfGroup, considered: PiRecord[], health: Map<string, Health>): GuardVerdict[] {
     const startup = startupGuard(now, this.startedMs, this.cfg.startupGraceMs);
     if (startup.holding) return [startup];
+    // First: with its switch or fileserver unreachable, a shelf's dark Pis say nothing of themselves.
+    const reach = reachGuard(this.unreachable(g));
     const alarm = darkShareGuard(considered.map((r) => health.get(r.ref.name)!), this.cfg.darkShare);
-    this.setAlarm(alarm.holding, alarm.reason);
-    const fs = fileserverGuard(this.deps.fileserver?.healthy() ?? true);
-    this.setPaused(fs.reason);
-    return [alarm, fs];
+    this.setAlarm(g, alarm.holding, alarm.reason);
+    const fs = fileserverGuard(this.fileserverHealthy(g));
+    this.setPaused(g, reach.holding ? reach.reason : fs.reason);
+    return [reach, alarm, fs];
+  }
+
+  private unreachable(g: ShelfGroup): string | undefined {
+    return this.deps.reach?.unreachable(g.name);
+  }
+
+  private fileserverHealthy(g: ShelfGroup): boolean {
+    return this.deps.fileserver?.healthy(g.name || undefined) ?? true;
   }
 
   /** A guard lifted: the time any Pi spent unhealthy under it no longer counts. */
-  private afresh(now: number, lifted: GuardVerdict): void {
+  private afresh(now: number, g: ShelfGroup, lifted: GuardVerdict): void {
     let dark = 0;
     for (const rec of this.pis.values()) {
-      if (rec.busy) continue;
+      if (rec.busy || this.group(rec) !== g) continue;
       if (rec.unhealthySinceMs !== undefined) dark++;
       this.restartClocks(rec, now);
     }
-    const what = { startup: "start-up grace over", alarm: "fleet alarm cleared", fileserver: "fileserver healthy again" }[lifted.name];
+    const what = { startup: "start-up grace over", alarm: "fleet alarm cleared", fileserver: "fileserver healthy again", switch: "switch and fileserver reachable again" }[lifted.name];
     const windowMs = this.cfg.confirmMs + this.cfg.reconnectBackoffMs;
     this.deps.audit({
       kind: "recovery",
       subject: "fleet",
-      message: `${what}: no Pi is power-cycled before ${secs(windowMs)} from now (confirm ${secs(this.cfg.confirmMs)} + the agents' reconnect back-off ${secs(this.cfg.reconnectBackoffMs)}); ${dark} Pi(s) still unhealthy must stay so until then`,
-      fields: { guard: lifted.name, windowMs: String(windowMs), unhealthy: String(dark) },
+      message: `${this.label(g.name, what)}: no Pi${this.groups.size > 1 ? " of this shelf" : ""} is power-cycled before ${secs(windowMs)} from now (confirm ${secs(this.cfg.confirmMs)} + the agents' reconnect back-off ${secs(this.cfg.reconnectBackoffMs)}); ${dark} Pi(s) still unhealthy must stay so until then`,
+      fields: { guard: lifted.name, windowMs: String(windowMs), unhealthy: String(dark), ...(g.name ? { shelf: g.name } : {}) },
     });
     this.emitStatus();
   }
@@ -401,7 +466,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
    */
   private async cycle(rec: PiRecord, mode: "cycle" | "rebuild", reason: string, actor?: string, force = false): Promise<void> {
     const { name, port } = rec.ref;
-    const refusal = this.powerRefusal(force) ?? (actor === undefined ? this.credentialsRefusal(rec) : undefined);
+    const refusal = this.powerRefusal(force, rec) ?? (actor === undefined ? this.credentialsRefusal(rec) : undefined);
     if (refusal) throw new Refused(refusal);
     if (!this.limit.take(this.now())) throw new Refused(this.rateLimitRefusal());
     const intent = this.deps.intents.openIntent(name, port, reason);
@@ -409,7 +474,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     this.deps.setState(name, mode === "rebuild" ? "rebuilding" : "power-cycling", reason);
     this.deps.audit({ kind: "power", subject: name, message: `port ${port} off: ${reason}`, actor, fields: { port: String(port), intent: String(intent) } });
     try {
-      await this.deps.power.set(port, false);
+      await this.powerOf(rec.ref.shelf).set(port, false);
       this.deps.intents.markOff?.(intent, this.now());
       if (mode === "rebuild") {
         this.deps.audit({ kind: "recovery", subject: name, message: "rebuilding the root filesystem from the golden image", actor });
@@ -421,7 +486,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       // Whatever happened above, the port must not stay off: on failure the intent stays open
       // and the periodic sweep keeps trying.
       try {
-        await this.deps.power.set(port, true);
+        await this.powerOf(rec.ref.shelf).set(port, true);
         rec.bootingSinceMs = this.now();
         this.deps.intents.closeIntent(intent, "done");
         this.deps.audit({ kind: "power", subject: name, message: `port ${port} on`, actor, fields: { port: String(port), intent: String(intent) } });
@@ -532,7 +597,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         if (rec.busy) return { ok: false, message: `${name} is already being remediated` };
         if (action === "rebuild" && !this.deps.fileserver) return { ok: false, message: "no fileserver agent connected" };
         // Refused before the drain, so a refused request leaves the Pi in service as it was.
-        const refusal = this.powerRefusal(force) ?? (this.limit.nextFreeMs(this.now()) > this.now() ? this.rateLimitRefusal() : undefined);
+        const refusal = this.powerRefusal(force, rec) ?? (this.limit.nextFreeMs(this.now()) > this.now() ? this.rateLimitRefusal() : undefined);
         if (refusal) return { ok: false, message: refusal };
         rec.busy = true;
         try {
@@ -593,7 +658,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         rec.bootingSinceMs = now;
         this.deps.setState(a.pi.name, "booting", `power-on wave ${a.wave}: waiting up to ${secs(this.cfg.waveTimeoutMs)} for a healthy report`);
         this.spawn(rec, async () => {
-          await this.deps.power.set(a.pi.port, true);
+          await this.powerOf(rec.ref.shelf).set(a.pi.port, true);
           this.deps.audit({ kind: "power", subject: a.pi.name, message: `port ${a.pi.port} on: power-on wave ${a.wave}`, fields: { port: String(a.pi.port), wave: String(a.wave) } });
         });
         return;
@@ -626,14 +691,17 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   }
 
   /** Why no power action may be taken now, or undefined. `force` is an operator's override. */
-  private powerRefusal(force: boolean): string | undefined {
+  private powerRefusal(force: boolean, rec: PiRecord): string | undefined {
     if (force) return undefined;
-    if (this.alarm.on) return `refused: fleet alarm (${this.alarm.reason})`;
-    // Looked at again now, not as of the last tick: the fleet may have gone dark since.
-    const watched = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy && !this.refusedFor(r) && !this.waves?.owns(r.ref.name));
+    const g = this.group(rec);
+    if (g.alarm.on) return `refused: fleet alarm (${this.label(g.name, g.alarm.reason)})`;
+    // Looked at again now, not as of the last tick: the shelf may have gone dark since.
+    const unreachable = this.unreachable(g);
+    if (unreachable) return `refused: ${this.label(g.name, unreachable)}`;
+    const watched = [...this.pis.values()].filter((r) => this.group(r) === g && !r.quarantined && !r.held && !r.busy && !this.refusedFor(r) && !this.waves?.owns(r.ref.name));
     const alarm = darkShareGuard(watched.map((r) => this.deps.health(r.ref.name)), this.cfg.darkShare);
-    if (alarm.holding) return `refused: fleet alarm (${alarm.reason})`;
-    if (!(this.deps.fileserver?.healthy() ?? true)) return "refused: the fileserver is unhealthy";
+    if (alarm.holding) return `refused: fleet alarm (${this.label(g.name, alarm.reason)})`;
+    if (!this.fileserverHealthy(g)) return `refused: ${this.label(g.name, "the fileserver is unhealthy")}`;
     return undefined;
   }
 
@@ -652,21 +720,35 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     return rec;
   }
 
-  private setAlarm(on: boolean, reason: string): void {
-    if (on === this.alarm.on) {
-      this.alarm.reason = on ? reason : "";
+  private setAlarm(g: ShelfGroup, on: boolean, reason: string): void {
+    if (on === g.alarm.on) {
+      g.alarm.reason = on ? reason : "";
       return;
     }
-    this.alarm = { on, reason };
-    this.deps.audit({ kind: "alarm", subject: "fleet", message: on ? `FLEET ALARM: ${reason}` : "fleet alarm cleared: recovery resumes" });
-    this.deps.logger?.[on ? "error" : "info"]({ reason }, on ? "fleet alarm" : "fleet alarm cleared");
+    g.alarm = { on, reason };
+    const fields = g.name ? { shelf: g.name } : undefined;
+    const multi = this.groups.size > 1;
+    this.deps.audit({
+      kind: "alarm",
+      subject: "fleet",
+      message: on ? `FLEET ALARM: ${this.label(g.name, reason)}` : `fleet alarm cleared${multi ? ` on shelf ${g.name}` : ""}: recovery resumes`,
+      fields,
+    });
+    this.deps.logger?.[on ? "error" : "info"]({ reason, shelf: g.name }, on ? "fleet alarm" : "fleet alarm cleared");
     this.emitStatus();
   }
 
-  private setPaused(reason: string): void {
-    if (reason === this.paused) return;
-    this.paused = reason;
-    this.deps.audit({ kind: "recovery", subject: "fleet", message: reason ? `recovery paused: ${reason}` : "recovery resumed" });
+  private setPaused(g: ShelfGroup, reason: string): void {
+    if (reason === g.paused) return;
+    g.paused = reason;
+    const multi = this.groups.size > 1;
+    const where = multi ? ` on shelf ${g.name}` : "";
+    this.deps.audit({
+      kind: "recovery",
+      subject: "fleet",
+      message: reason ? `recovery paused${where}: ${reason}${multi ? " (other shelves carry on)" : ""}` : `recovery resumed${where}`,
+      fields: g.name ? { shelf: g.name } : undefined,
+    });
     this.emitStatus();
   }
 

@@ -3,7 +3,7 @@ import type { Health } from "./types.js";
 
 /** What one guard says now: holding means no automatic power action. */
 export interface GuardVerdict {
-  name: "startup" | "alarm" | "fileserver";
+  name: "startup" | "alarm" | "fileserver" | "switch";
   holding: boolean;
   reason: string;
 }
@@ -25,6 +25,11 @@ export function fileserverGuard(healthy: boolean): GuardVerdict {
   return { name: "fileserver", holding: !healthy, reason: healthy ? "" : "the fileserver is unhealthy: a Pi could not boot, no power action is taken" };
 }
 
+/** A shelf whose switch or fileserver does not answer: its Pis cannot be judged or cycled. */
+export function reachGuard(unreachable: string | undefined): GuardVerdict {
+  return { name: "switch", holding: unreachable !== undefined, reason: unreachable ?? "" };
+}
+
 export interface SettleState {
   /** A guard held at the last evaluation. */
   holding: boolean;
@@ -41,8 +46,8 @@ export interface SettleState {
  * of up to `reconnectBackoffMs` — and a Pi still dark must be seen unhealthy afresh, for
  * `confirmMs` plus that back-off, before any power action.
  *
- * Kept per group of Pis that share their guards (today the fleet; a shelf when guards count per
- * shelf): `step` is called once per tick with that group's verdicts.
+ * Kept per shelf (the group of Pis that share their guards): `step` is called once per tick with
+ * that shelf's verdicts.
  */
 export class Settle {
   private s: SettleState = { holding: false, untilMs: 0, lifted: "" };

@@ -8,6 +8,8 @@ export interface PiRef {
   port: number;
   /** Boots over the network (DHCP/TFTP from the fileserver): a silent one after power-on is retried in its wave. */
   netboot?: boolean;
+  /** The shelf (switch) the port is on: guards count per shelf. Absent: the one shelf. */
+  shelf?: string;
 }
 
 /** The switch's PoE driver: sets are verified by read-back before they resolve. */
@@ -22,7 +24,8 @@ export interface LoadBalancerPort {
 }
 
 export interface FileserverPort {
-  healthy(): boolean;
+  /** Whether the fileserver serving `shelf` (every shelf when absent) is healthy. */
+  healthy(shelf?: string): boolean;
   /** Rebuilds the Pi's root filesystem from the golden image; called with the Pi's port off. */
   rebuild(pi: string): Promise<void>;
 }
@@ -59,6 +62,15 @@ export interface CredentialsPort {
   refused(pi: string): string | undefined;
   /** A person released the Pi: recovery may act on it again. */
   clear(pi: string, actor: string): void;
+}
+
+/**
+ * Whether a shelf's own parts answer: its switch (SNMP) and its fileserver. A shelf whose switch
+ * cannot be reached cannot be power-cycled, and its Pis' silence may be that switch's fault.
+ */
+export interface ShelfReachPort {
+  /** Why the shelf's switch or fileserver is unreachable now, or undefined when both answer. */
+  unreachable(shelf: string): string | undefined;
 }
 
 export interface AuditEvent {

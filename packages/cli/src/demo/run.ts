@@ -11,12 +11,15 @@ import { startSwitchEmulator, type SwitchEmulator } from "@pifleet/switch";
 import type { ChildProcess } from "node:child_process";
 import { startControlServer } from "./control.js";
 import { EmulatedPi, PI_FAULTS, ROOT_MARKER, type PiFault } from "./emulated-pi.js";
-import { demoFleet, fleetYaml } from "./fleet.js";
+import { demoFleet, demoPiName, demoShelvesFleet, fleetYaml } from "./fleet.js";
 import { startDemoHaproxy } from "./haproxy.js";
 import { daemonEntry, exited, ProcessSet } from "./processes.js";
 
 export interface DemoOptions {
+  /** Pis per shelf. */
   pis: number;
+  /** Shelves, each its own switch emulator with the same ports and VLAN ids; default 1. */
+  shelves?: number;
   /** Overrides of the coordinator's recovery settings (tests shorten the waits). */
   recovery?: Record<string, number | boolean>;
   /** Seconds a power-cycled port stays off (the fleet's switch.poe.dwellSeconds); default 2. */
@@ -35,8 +38,14 @@ export interface DemoHandle {
   operatorToken: string;
   watcherToken: string;
   dashboardUrl: string;
+  /** The first shelf's switch emulator (the only one of a one-shelf demo). */
   emulator: SwitchEmulator;
+  /** Every shelf's switch emulator, in shelf order (shelf1, shelf2, …). */
+  emulators: SwitchEmulator[];
+  /** Every Pi, shelf after shelf. */
   pis: EmulatedPi[];
+  /** The shelf each Pi is on, by name. */
+  shelfOf: Map<string, string>;
   haproxy?: { socket: string; url: string };
   /** The coordinator process now running (replaced by restartCoordinator). */
   readonly coordinator: ChildProcess;
@@ -91,24 +100,33 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
     const community = randomBytes(12).toString("hex");
     writeFileSync(communityFile, community, { mode: 0o600 });
 
-    // The switch first: its port power is what runs each Pi.
-    const pis: EmulatedPi[] = [];
-    const emulator = await startSwitchEmulator({
-      ports: o.pis + 1,
-      address: "127.0.0.1",
-      port: 0,
-      community: "public",
-      rwCommunity: community,
-      selfPowered: [o.pis + 1],
-      stateFile: path.join(dir, "switch-state.json"),
-      onPowerChange: (port, on) => pis[port - 1]?.power(on),
-      logger: o.logger.child({ part: "switch-emulator" }),
-    });
-    cleanups.push(() => emulator.stop());
+    // The switches first: a shelf's port power is what runs each of its Pis.
+    const shelfCount = o.shelves ?? 1;
+    const byShelf: EmulatedPi[][] = Array.from({ length: shelfCount }, () => []);
+    const emulators: SwitchEmulator[] = [];
+    for (let k = 0; k < shelfCount; k++) {
+      const em = await startSwitchEmulator({
+        ports: o.pis + 1,
+        address: "127.0.0.1",
+        port: 0,
+        community: "public",
+        rwCommunity: community,
+        selfPowered: [o.pis + 1],
+        stateFile: path.join(dir, k === 0 ? "switch-state.json" : `switch-state-${k + 1}.json`),
+        onPowerChange: (port, on) => byShelf[k][port - 1]?.power(on),
+        logger: o.logger.child({ part: "switch-emulator", shelf: k + 1 }),
+      });
+      emulators.push(em);
+      cleanups.push(() => em.stop());
+    }
+    const emulator = emulators[0];
 
-    const sitePorts = await freePorts(o.pis);
-    const lb = startDemoHaproxy({ dir, httpPort: o.httpPort, servers: sitePorts.map((port, i) => ({ name: piName(i), port })), processes });
-    const fleetInput = demoFleet({ pis: o.pis, snmpPort: emulator.port, communityFile, goldenImage: golden, exportRoot: "/export", lbSocket: lb?.socket ?? path.join(dir, "no-haproxy.sock"), dwellSeconds: o.dwellSeconds });
+    const names = Array.from({ length: shelfCount * o.pis }, (_, j) => demoPiName(shelfCount, Math.floor(j / o.pis), j % o.pis));
+    const sitePorts = await freePorts(names.length);
+    const sitePortOf = new Map(names.map((n, j) => [n, sitePorts[j]]));
+    const lb = startDemoHaproxy({ dir, httpPort: o.httpPort, servers: names.map((name, j) => ({ name, port: sitePorts[j] })), processes });
+    const fleetCommon = { pis: o.pis, communityFile, goldenImage: golden, exportRoot: "/export", lbSocket: lb?.socket ?? path.join(dir, "no-haproxy.sock"), dwellSeconds: o.dwellSeconds };
+    const fleetInput = shelfCount > 1 ? demoShelvesFleet({ ...fleetCommon, snmpPorts: emulators.map((e) => e.port) }) : demoFleet({ ...fleetCommon, snmpPort: emulator.port });
     const fleetFile = path.join(dir, "fleet.yaml");
     writeFileSync(fleetFile, fleetYaml(fleetInput));
     const planned = plan(checkFleet(fleetInput, fleetFile));
@@ -178,23 +196,27 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
     );
     processes.start("fileserver-agent", process.execPath, [daemonEntry("@pifleet/fileserver-agent"), "--config", path.join(dir, "fileserver.yaml")], { logFile: path.join(dir, "logs", "fileserver.log") });
 
-    for (const [i, pi] of planned.pis.entries()) {
-      pis.push(
-        new EmulatedPi({
+    const pis: EmulatedPi[] = [];
+    const shelfIndex = new Map(planned.shelves.map((s, k) => [s.name, k]));
+    const shelfOf = new Map(planned.pis.map((p) => [p.name, p.shelf]));
+    for (const pi of planned.pis) {
+      const e = new EmulatedPi({
           name: pi.name,
           root: path.join(sandbox, pi.nfsRoot),
-          sitePort: sitePorts[i],
+          sitePort: sitePortOf.get(pi.name)!,
           coordinatorUrl: agentUrl,
           secretFile: secretFile(pi.name),
           dir,
           bootDelayMs: 1500,
           processes,
           logger: o.logger,
-        }),
-      );
+        });
+      pis.push(e);
+      byShelf[shelfIndex.get(pi.shelf) ?? 0][pi.port - 1] = e;
     }
-    for (const [i, pi] of pis.entries()) {
-      if (emulator.state.power(i + 1)) await pi.power(true);
+    for (const pi of planned.pis) {
+      const k = shelfIndex.get(pi.shelf) ?? 0;
+      if (emulators[k].state.power(pi.port)) await byShelf[k][pi.port - 1].power(true);
     }
     cleanups.push(async () => {
       for (const pi of pis) await pi.power(false);
@@ -219,7 +241,9 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
     o.out(
       [
         "",
-        `pifleet demo: ${o.pis} emulated Pis on a PoE switch emulator (SNMP on 127.0.0.1:${emulator.port}), files in ${dir}`,
+        shelfCount > 1
+          ? `pifleet demo: ${shelfCount} shelves of ${o.pis} emulated Pis, each on its own PoE switch emulator (SNMP on 127.0.0.1:${emulators.map((e) => e.port).join(", ")}), files in ${dir}`
+          : `pifleet demo: ${o.pis} emulated Pis on a PoE switch emulator (SNMP on 127.0.0.1:${emulator.port}), files in ${dir}`,
         `  dashboard      ${url}`,
         `  operator token ${operatorToken}`,
         `  watch          pnpm pifleet watch --url ws://[::1]:${o.port}/feed --token ${watcherToken}`,
@@ -244,7 +268,9 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
       watcherToken,
       dashboardUrl: url,
       emulator,
+      emulators,
       pis,
+      shelfOf,
       haproxy: lb && { socket: lb.socket, url: lb.url },
       get coordinator() {
         return coordinator;
@@ -276,9 +302,6 @@ function setNfsServer(sandbox: string, up: boolean): void {
   renameSync(`${file}.tmp`, file);
 }
 
-function piName(i: number): string {
-  return `pi${String(i + 1).padStart(2, "0")}`;
-}
 
 function makeGoldenImage(root: string): void {
   if (existsSync(path.join(root, ROOT_MARKER))) return;
