@@ -29,6 +29,7 @@ export const RecoverySectionSchema = z
     waveSize: z.int().min(1).max(96).optional(),
     waveTimeoutMs: ms.optional(),
     waveRetries: z.int().min(0).max(10).optional(),
+    waveRetryBackoffMs: ms.optional(),
   })
   .prefault({});
 

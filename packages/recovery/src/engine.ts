@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "@pifleet/core";
 import { darkShareGuard, fileserverGuard, reachGuard, Settle, startupGuard, type GuardVerdict } from "./guards.js";
 import { SlidingWindowLimit } from "./rate-limit.js";
-import { PowerOnWaves, type WaveAction } from "./waves.js";
+import { PowerOnWaves, type WaveAction, type WaveStatus } from "./waves.js";
 import {
   DEFAULT_RECOVERY_CONFIG,
   type AuditEvent,
@@ -138,6 +138,8 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private lastIntentSweepMs = 0;
   /** A `power-on --all` in progress: its Pis are its own until it lets go of them. */
   private waves: PowerOnWaves | undefined;
+  /** Who asked for the running power-on: every port it switches on is logged with that name. */
+  private wavesBy = "";
 
   constructor(private readonly deps: RecoveryDeps) {
     super();
@@ -558,7 +560,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   }
 
   private async runOperator(action: string, rec: PiRecord | undefined, actor: string, reason: string, force: boolean): Promise<OperatorResult> {
-    if (action === POWER_ON_ALL) return this.startWaves(actor, reason);
+    if (action === POWER_ON_ALL) return this.startWaves(actor, reason, force);
     if (!rec) return { ok: false, message: "no such Pi in the fleet" };
     const name = rec.ref.name;
     switch (action) {
@@ -623,20 +625,30 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
    * no Pi, so no guard refuses the run; the power-cycles it makes of silent netbooted Pis go
    * through every guard and the rate limit like any other.
    */
-  private startWaves(actor: string, reason: string): OperatorResult {
+  private startWaves(actor: string, reason: string, force: boolean): OperatorResult {
     if (this.waves && !this.waves.done) {
       const s = this.waves.status();
-      return { ok: false, message: `a power-on is already running (wave ${s.wave} of ${s.waves}: ${s.healthy} healthy, ${s.booting} booting, ${s.queued} queued)` };
+      return { ok: false, message: `a power-on is already running (wave ${s.wave} of ${s.waves}, requested by ${this.wavesBy})` };
     }
-    const pis = [...this.pis.values()].filter((r) => !r.quarantined && !r.held && !r.busy).map((r) => ({ name: r.ref.name, port: r.ref.port, netboot: r.ref.netboot === true }));
-    if (pis.length === 0) return { ok: false, message: "no Pi to power on (every Pi is held, quarantined or being remediated)" };
-    this.waves = new PowerOnWaves(pis, { size: this.cfg.waveSize, timeoutMs: this.cfg.waveTimeoutMs, retries: this.cfg.waveRetries, retryBackoffMs: this.cfg.backoffMs, maxRetryBackoffMs: this.cfg.maxBackoffMs });
+    // A netbooted Pi cannot boot without DHCP, TFTP and NFS: switching it on would only use up its retries.
+    if (!force && !(this.deps.fileserver?.healthy() ?? true)) return { ok: false, message: "refused: the fileserver is unhealthy, so no Pi could boot (--force to power on anyway)" };
+    const pis = [...this.pis.values()]
+      .filter((r) => !r.quarantined && !r.held && !r.busy && this.deps.health(r.ref.name) !== "healthy")
+      .map((r) => ({ name: r.ref.name, port: r.ref.port, netboot: r.ref.netboot === true }));
+    if (pis.length === 0) return { ok: true, message: "every Pi is healthy, held or quarantined: nothing to power on" };
+    this.waves = new PowerOnWaves(pis, { size: this.cfg.waveSize, timeoutMs: this.cfg.waveTimeoutMs, retries: this.cfg.waveRetries, retryBackoffMs: this.cfg.waveRetryBackoffMs, maxRetryBackoffMs: this.cfg.maxBackoffMs });
+    this.wavesBy = actor;
     const waves = Math.ceil(pis.length / this.cfg.waveSize);
-    const message = `powering on ${pis.length} Pi(s) in waves of ${this.cfg.waveSize} (${waves} wave(s)); the next wave starts when the last one reported healthy, or after ${secs(this.cfg.waveTimeoutMs)}`;
-    this.deps.audit({ kind: "power", subject: "fleet", actor, message: `power-on --all${reason ? ` (${reason})` : ""}: ${message}` });
+    const message = `powering on ${pis.length} Pi(s) in ${waves} wave(s) of up to ${this.cfg.waveSize}; follow it in the event log`;
+    this.deps.audit({ kind: "power", subject: "fleet", actor, message: `power-on --all${reason ? ` (${reason})` : ""}: ${message}; the next wave starts when the last one reported healthy, or after ${secs(this.cfg.waveTimeoutMs)}` });
     // Started now, not at the next tick, so the operator's answer follows the first wave.
     this.stepWaves(this.now(), new Map([...this.pis.keys()].map((n) => [n, this.deps.health(n)])));
     return { ok: true, message };
+  }
+
+  /** The running power-on's progress, or undefined when none runs. */
+  wavesStatus(): WaveStatus | undefined {
+    return this.waves?.status();
   }
 
   private stepWaves(now: number, health: Map<string, Health>): void {
@@ -651,7 +663,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
   private waveAction(a: WaveAction, now: number): void {
     switch (a.kind) {
       case "wave":
-        this.deps.audit({ kind: "power", subject: "fleet", message: `power-on wave ${a.wave}: ${a.pis.map((p) => p.name).join(", ")}`, fields: { wave: String(a.wave), pis: String(a.pis.length) } });
+        this.deps.audit({ kind: "power", subject: "fleet", actor: this.wavesBy, message: `power-on wave ${a.wave}: ${a.pis.map((p) => p.name).join(", ")}`, fields: { wave: String(a.wave), pis: String(a.pis.length) } });
         return;
       case "power-on": {
         const rec = this.record(a.pi.name);
@@ -659,7 +671,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         this.deps.setState(a.pi.name, "booting", `power-on wave ${a.wave}: waiting up to ${secs(this.cfg.waveTimeoutMs)} for a healthy report`);
         this.spawn(rec, async () => {
           await this.powerOf(rec.ref.shelf).set(a.pi.port, true);
-          this.deps.audit({ kind: "power", subject: a.pi.name, message: `port ${a.pi.port} on: power-on wave ${a.wave}`, fields: { port: String(a.pi.port), wave: String(a.wave) } });
+          this.deps.audit({ kind: "power", subject: a.pi.name, actor: this.wavesBy, message: `port ${a.pi.port} on: power-on wave ${a.wave}`, fields: { port: String(a.pi.port), wave: String(a.wave) } });
         });
         return;
       }
@@ -685,7 +697,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         this.deps.audit({ kind: "recovery", subject: a.pi.name, message: a.reason });
         return;
       case "finished":
-        this.deps.audit({ kind: "power", subject: "fleet", message: `power-on --all finished: ${a.summary}` });
+        this.deps.audit({ kind: "power", subject: "fleet", actor: this.wavesBy, message: `power-on finished: ${a.summary}` });
         return;
     }
   }

@@ -120,6 +120,8 @@ export interface RecoveryConfig {
   waveSize: number;
   waveTimeoutMs: number;
   waveRetries: number;
+  /** Wait before the n-th retry of a silent netbooted Pi: × 2^(n−1), capped by maxBackoffMs. */
+  waveRetryBackoffMs: number;
 }
 
 export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
@@ -141,4 +143,5 @@ export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
   waveSize: 8,
   waveTimeoutMs: 180_000,
   waveRetries: 2,
+  waveRetryBackoffMs: 30_000,
 };
