@@ -38,7 +38,8 @@ export function fleetChanges(from: LoadedFleet, to: LoadedFleet): FleetChanges {
       from.fleet.shelves.map((s) => s.switch),
       to.fleet.shelves.map((s) => s.switch),
     ),
-    loadBalancer: !isDeepStrictEqual(from.fleet.loadBalancer, to.fleet.loadBalancer) || !isDeepStrictEqual(from.plan.loadBalancer, to.plan.loadBalancer),
+    // The section itself; its server list follows the Pis (added/removed above) and is synced anyway.
+    loadBalancer: !isDeepStrictEqual(from.fleet.loadBalancer, to.fleet.loadBalancer),
   };
 }
 
