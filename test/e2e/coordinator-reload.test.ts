@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { v1 } from "@pifleet/proto";
 import { createToken, enrollAgent, SqliteStore } from "@pifleet/coordinator";
 import { freePort, startApache, type ApacheInstance } from "../apache/apache-server.js";
+import { pifleet } from "./helpers/cli.js";
 import { FeedWatch, waitFor } from "./helpers/feed-watch.js";
 
 /**
@@ -180,5 +181,25 @@ describe("fleet-file reload (SIGHUP) on the running coordinator", () => {
     const ok = await reload(fleetFile([{ name: "pi01", port: 1 }, { name: "pi03", port: 4 }]));
     expect(ok.message).toBe("fleet file reloaded: 1 changed (pi03)");
     await watch.until("pi03 on port 4", () => watch.mirror.pis.get("pi03")?.port === 4);
+  });
+
+  it("pifleet coordinator reload: checks the file first (a bad one never reaches the coordinator), then signals it", async () => {
+    const conf = path.join(dir, "coordinator.yaml");
+    const before = reloadEvents().length;
+    writeFileSync(path.join(dir, "fleet.yaml"), fleetFile([{ name: "pi01", port: 1 }, { name: "pi01", port: 2 }]));
+    const bad = await pifleet(["coordinator", "reload", "--config", conf, "--pid", String(coordinator.pid)]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/fleet\.yaml: pis\[1\]\.name: /);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(reloadEvents()).toHaveLength(before);
+
+    writeFileSync(path.join(dir, "fleet.yaml"), fleetFile([{ name: "pi01", port: 1 }, { name: "pi03", port: 4 }, { name: "pi05", port: 5 }]));
+    const good = await pifleet(["coordinator", "reload", "--config", conf, "--pid", String(coordinator.pid)]);
+    expect(good.stderr).toBe("");
+    expect(good.code).toBe(0);
+    expect(good.stdout).toContain("3 Pis: valid");
+    const ev = await waitFor("the reload event", () => reloadEvents()[before], 10_000, () => watch.describe());
+    expect(ev.message).toBe("fleet file reloaded: 1 Pi added (pi05)");
+    await watch.until("pi05 in the feed", () => watch.mirror.pis.get("pi05"));
   });
 });
