@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,7 +33,9 @@ beforeAll(() => {
   root = mkdtempSync(path.join(os.tmpdir(), "pifleet-units-"));
   cpSync("/usr/lib/systemd/system", path.join(root, "usr/lib/systemd/system"), { recursive: true, verbatimSymlinks: true });
   mkdirSync(path.join(root, "usr/bin"), { recursive: true });
-  for (const program of ["usr/bin/node", "usr/bin/perl"]) {
+  // A merged-/usr host (Debian 12): /bin is /usr/bin, where procps's kill (ExecReload) lives.
+  symlinkSync("usr/bin", path.join(root, "bin"));
+  for (const program of ["usr/bin/node", "usr/bin/perl", "usr/bin/kill"]) {
     writeFileSync(path.join(root, program), "");
     chmodSync(path.join(root, program), 0o755);
   }

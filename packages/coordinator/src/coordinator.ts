@@ -68,6 +68,8 @@ export class Coordinator {
   /** Event-loop delay since the last /metrics scrape: a stalled loop delays every report. */
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   private address_: AddressInfo | undefined;
+  /** Who may connect as a Pi agent; the same Set the authenticator reads, so a reload changes it in place. */
+  private readonly planned = new Set<string>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.logger = o.logger ?? createLogger("coordinator");
@@ -104,7 +106,8 @@ export class Coordinator {
       this.events.append({ kind: "command", subject: target, message: `${kind}: ${r.ok ? "ok" : "failed"} — ${r.message}`, actor: "coordinator", fields: { id: r.id, kind, ok: String(r.ok), durationMs: String(r.durationMs) } });
     };
 
-    const planned = new Set(o.desired.pis.map((p) => p.name));
+    const planned = this.planned;
+    for (const p of o.desired.pis) planned.add(p.name);
     this.gateway = new Gateway({
       auth: new Authenticator(o.store, { pis: planned, fileserver: o.desired.fileserver }),
       fleet: this.fleet,
@@ -185,6 +188,21 @@ export class Coordinator {
     const a = this.address();
     const h = host ?? (a.family === "IPv6" ? "::1" : "127.0.0.1");
     return `${this.o.tls ? "wss" : "ws"}://${h.includes(":") ? `[${h}]` : h}:${a.port}/${endpoint}`;
+  }
+
+  /**
+   * Takes a new desired state (a fleet-file reload) without dropping any connection but those of
+   * Pis no longer in the fleet: their agents are told why and closed.
+   */
+  replan(desired: DesiredState): { added: string[]; removed: string[]; changed: string[] } {
+    if (desired.fleet !== this.o.desired.fleet) throw new Error(`the fleet file names fleet "${desired.fleet}", this coordinator runs "${this.o.desired.fleet}": restart to change fleets`);
+    if (desired.fileserver !== this.o.desired.fileserver) throw new Error(`the fleet file's fileserver is "${desired.fileserver ?? "none"}", this coordinator runs "${this.o.desired.fileserver ?? "none"}": restart to change the fileserver`);
+    const diff = this.fleet.replan(desired.pis);
+    this.planned.clear();
+    for (const p of desired.pis) this.planned.add(p.name);
+    this.o.desired.pis = desired.pis;
+    for (const name of diff.removed) this.gateway.unplanned(name);
+    return diff;
   }
 
   setOperations(ops: Operations | undefined): void {

@@ -1,8 +1,8 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { createLogger, createNotifier, loadFleet, plan, type Logger } from "@pifleet/core";
+import { createLogger, createNotifier, type Logger } from "@pifleet/core";
 import { loadCoordinatorConfig } from "./config.js";
 import { Coordinator } from "./coordinator.js";
-import { desiredFromPlan } from "./desired.js";
+import { changed, describeChanges, fleetChanges, loadPlannedFleet, type LoadedFleet } from "./reload.js";
 import { SqliteStore } from "./store/sqlite.js";
 import { startRemediation, type Remediation } from "./remediation.js";
 
@@ -13,9 +13,8 @@ import { startRemediation, type Remediation } from "./remediation.js";
  */
 export async function runCoordinatorDaemon(configFile: string, logger: Logger = createLogger("coordinator")): Promise<void> {
   const config = loadCoordinatorConfig(configFile);
-  const fleet = loadFleet(config.fleet);
-  const planned = plan(fleet);
-  const desired = desiredFromPlan(planned);
+  let current: LoadedFleet = loadPlannedFleet(config.fleet);
+  const { fleet, plan: planned, desired } = current;
   const store = new SqliteStore(config.database);
   const coordinator = new Coordinator({ desired, store, settings: config.settings, listen: config.listen, tls: config.tls, staticDir: config.staticDir, retention: config.retention, logger });
   const notifier = createNotifier();
@@ -47,6 +46,63 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
     return ok;
   });
 
+  // SIGHUP (systemctl reload, pifleet coordinator reload): the fleet file again, applied in place.
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = async () => {
+    const file = config.fleet;
+    let next: LoadedFleet;
+    try {
+      next = loadPlannedFleet(file);
+    } catch (err) {
+      // The running fleet is kept; the error names the field (the loader's FleetError).
+      const message = (err as Error).message;
+      logger.error({ file, err: message }, "fleet file refused: the running fleet is kept");
+      coordinator.audit({ kind: "reload", subject: desired.fleet, message: `fleet file refused, the running fleet is kept: ${message}`, actor: "coordinator", fields: { ok: "false", file } });
+      return;
+    }
+    const c = fleetChanges(current, next);
+    if (!changed(c)) {
+      logger.info({ file }, "fleet file reloaded: nothing changed");
+      coordinator.audit({ kind: "reload", subject: desired.fleet, message: "fleet file reloaded: nothing changed", actor: "coordinator", fields: { ok: "true", file } });
+      return;
+    }
+    await notifier.notify({ RELOADING: 1, MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n) });
+    try {
+      coordinator.replan(next.desired);
+    } catch (err) {
+      const message = (err as Error).message;
+      logger.error({ file, err: message }, "fleet file refused: the running fleet is kept");
+      coordinator.audit({ kind: "reload", subject: desired.fleet, message: `fleet file refused, the running fleet is kept: ${message}`, actor: "coordinator", fields: { ok: "false", file } });
+      await notifier.ready();
+      return;
+    }
+    current = next;
+    const summary = describeChanges(c);
+    logger.info({ file, added: c.added, removed: c.removed, changed: c.changed, switch: c.switch, loadBalancer: c.loadBalancer }, `fleet file reloaded: ${summary}`);
+    coordinator.audit({
+      kind: "reload",
+      subject: desired.fleet,
+      message: `fleet file reloaded: ${summary}`,
+      actor: "coordinator",
+      fields: { ok: "true", file, added: c.added.join(","), removed: c.removed.join(","), changed: c.changed.join(","), switch: String(c.switch), loadBalancer: String(c.loadBalancer) },
+    });
+    // The recovery engine and the switch/LB drivers are built from the plan: started again on the
+    // new one (open power intents are finished first, as at start-up; the LB is synced to the new servers).
+    try {
+      await remediation?.stop();
+      remediation = await startRemediation({ coordinator, fleet: next.fleet, plan: next.plan, recovery: config.recovery, switchEnabled: config.switch.enabled, loadBalancer: config.loadBalancer, logger });
+    } catch (err) {
+      remediation = undefined;
+      logger.error({ err: (err as Error).message }, "recovery engine not restarted after reload");
+      coordinator.audit({ kind: "recovery", subject: "fleet", message: `recovery engine not restarted after reload: ${(err as Error).message}`, actor: "coordinator" });
+    }
+    await notifier.ready(`serving ${next.desired.pis.length} Pis of ${next.desired.fleet} on port ${addr.port}`);
+  };
+  const onHup = () => {
+    reloading = reloading.then(reload).catch((err: Error) => logger.error({ err: err.message }, "reload failed"));
+  };
+  process.on("SIGHUP", onHup);
+
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -56,7 +112,9 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
       void notifier.stopping();
       stopWatchdog();
       lag.disable();
-      Promise.resolve(remediation?.stop())
+      process.off("SIGHUP", onHup);
+      reloading
+        .then(() => remediation?.stop())
         .then(() => coordinator.stop())
         .catch((err: Error) => logger.error({ err: err.message }, "error while stopping"))
         .finally(() => {

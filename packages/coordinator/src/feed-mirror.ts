@@ -48,7 +48,11 @@ export class FeedMirror extends EventEmitter<{ update: [update: FeedUpdate] }> {
       this.events.push(...u.events);
       if (this.events.length > this.keepEvents) this.events.splice(0, this.events.length - this.keepEvents);
     }
-    if (u.fleetStatus) this.fleetStatus = u.fleetStatus;
+    if (u.fleetStatus) {
+      this.fleetStatus = u.fleetStatus;
+      // Taken out of the fleet by a reload of the fleet file.
+      for (const name of u.fleetStatus.pisRemoved ?? []) this.pis.delete(name);
+    }
     this.emit("update", u);
     return u;
   }

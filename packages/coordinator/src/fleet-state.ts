@@ -78,7 +78,15 @@ export class PiEntry {
   newer: PiEntry | null = null;
   listed = false;
 
-  constructor(readonly ref: PiRef, now: number) {
+  /** Watched since (the run's start, or the reload that added it): its start-up grace counts from here. */
+  since: number;
+
+  constructor(
+    // Not readonly: a fleet-file reload may move a Pi to another port or shelf.
+    public ref: PiRef,
+    now: number,
+  ) {
+    this.since = now;
     this.status = v1.PiStatus.create({
       name: ref.name,
       port: ref.port,
@@ -291,7 +299,7 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     const t = this.thresholds;
     if (this.unheard.size > 0 && now - this.watchingSince >= t.startupGraceMs) {
       for (const [name, e] of this.unheard) {
-        const v = judge({ now, watchingSince: this.watchingSince, lastReportAt: e.lastReportAt }, t);
+        const v = judge({ now, watchingSince: e.since, lastReportAt: e.lastReportAt }, t);
         if (v) this.applyVerdict(e, v, now);
         if (e.health === "down") this.unheard.delete(name);
       }
@@ -309,6 +317,49 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     if (fs?.lastReportAt !== undefined && fs.healthy && now - fs.lastReportAt >= t.downAfterMs) {
       this.setFileserverHealth(false, `no report for ${t.downAfterMs / 1000} s`);
     }
+  }
+
+  /**
+   * Takes a new list of planned Pis (a fleet-file reload): new ones are added unheard (their
+   * start-up grace counts from now), gone ones are dropped and named in FleetStatus.pisRemoved
+   * so watchers drop them too, and a Pi moved to another port or shelf keeps its state.
+   */
+  replan(refs: readonly PiRef[]): { added: string[]; removed: string[]; changed: string[] } {
+    const now = this.now();
+    const want = new Map(refs.map((r) => [r.name, r]));
+    const added: string[] = [];
+    const removed: string[] = [];
+    const changed: string[] = [];
+    for (const [name, e] of this.pis) {
+      if (want.has(name)) continue;
+      this.unlist(e);
+      this.unheard.delete(name);
+      this.pis.delete(name);
+      removed.push(name);
+    }
+    for (const ref of refs) {
+      const e = this.pis.get(ref.name);
+      if (!e) {
+        const n = new PiEntry(ref, now);
+        this.pis.set(ref.name, n);
+        this.unheard.set(ref.name, n);
+        added.push(ref.name);
+        this.emit("changed", n);
+      } else if (e.ref.port !== ref.port || e.ref.shelf !== ref.shelf) {
+        e.ref = ref;
+        e.status.port = ref.port;
+        changed.push(ref.name);
+        this.emit("changed", e);
+      }
+    }
+    // A re-added Pi is no longer removed; the list holds only this reload's removals and earlier ones still gone.
+    const gone = new Set([...this.fleetStatus.pisRemoved, ...removed]);
+    for (const name of this.pis.keys()) gone.delete(name);
+    this.fleetStatus.pisRemoved = [...gone];
+    this.fleetStatus.pisTotal = this.pis.size;
+    this.recount();
+    this.emit("fleetStatus", this.fleetStatus);
+    return { added, removed, changed };
   }
 
   setConnected(name: string, connected: boolean): void {

@@ -131,6 +131,12 @@ export class Gateway {
     }
   }
 
+  /** A Pi a fleet-file reload took out of the fleet: its agent is told so and closed (it is refused from now on). */
+  unplanned(pi: string): void {
+    const c = this.agents.get(pi);
+    if (c) this.refuse(c, { code: "forbidden", reason: "not_in_fleet", frame: "frame", message: `"${pi}" was removed from the fleet file`, subject: pi, closeCode: 1008 });
+  }
+
   refuse(conn: Connection, r: RefuseSpec): void {
     if (conn.phase === "closed") return;
     conn.send({ error: { code: r.code, reason: r.reason, frame: r.frame, message: r.message, seq: r.seq ?? 0 } });

@@ -3283,6 +3283,9 @@ export namespace pifleet {
             /** FleetStatus pisHealthy. */
             pisHealthy: number;
 
+            /** FleetStatus pisRemoved. */
+            pisRemoved: string[];
+
             /**
              * Creates a new FleetStatus instance using the specified properties.
              * @param [properties] Properties to set
@@ -3384,6 +3387,9 @@ export namespace pifleet {
 
                 /** FleetStatus pisHealthy */
                 pisHealthy?: (number|null);
+
+                /** FleetStatus pisRemoved */
+                pisRemoved?: (string[]|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -10700,6 +10700,7 @@ export const pifleet = $root.pifleet = (() => {
              * @property {number|null} [activeRemediations] FleetStatus activeRemediations
              * @property {number|null} [pisTotal] FleetStatus pisTotal
              * @property {number|null} [pisHealthy] FleetStatus pisHealthy
+             * @property {Array.<string>|null} [pisRemoved] FleetStatus pisRemoved
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -10725,6 +10726,7 @@ export const pifleet = $root.pifleet = (() => {
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
             const FleetStatus = function (p) {
+                this.pisRemoved = [];
                 if (p)
                     for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
                         if (p[ks[i]] != null && ks[i] !== "__proto__")
@@ -10780,6 +10782,14 @@ export const pifleet = $root.pifleet = (() => {
             FleetStatus.prototype.pisHealthy = 0;
 
             /**
+             * FleetStatus pisRemoved.
+             * @member {Array.<string>} pisRemoved
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.pisRemoved = $util.emptyArray;
+
+            /**
              * Creates a new FleetStatus instance using the specified properties.
              * @function create
              * @memberof pifleet.v1.FleetStatus
@@ -10823,6 +10833,10 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 5, wireType 0 =*/40).uint32(m.pisTotal);
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy") && m.pisHealthy !== 0)
                     w.uint32(/* id 6, wireType 0 =*/48).uint32(m.pisHealthy);
+                if (m.pisRemoved != null && m.pisRemoved.length) {
+                    for (var i = 0; i < m.pisRemoved.length; ++i)
+                        w.uint32(/* id 15, wireType 2 =*/122).string(m.pisRemoved[i]);
+                }
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -10934,6 +10948,14 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.pisHealthy;
                             continue;
                         }
+                    case 15: {
+                            if (u !== 2)
+                                break;
+                            if (!(m.pisRemoved && m.pisRemoved.length))
+                                m.pisRemoved = [];
+                            m.pisRemoved.push(r.stringVerify());
+                            continue;
+                        }
                     }
                     r.skipType(u, q, t);
                     if (!r.discardUnknown) {
@@ -11006,6 +11028,14 @@ export const pifleet = $root.pifleet = (() => {
                     if (!$util.isInteger(m.pisHealthy))
                         return "pisHealthy: integer expected";
                 }
+                if (m.pisRemoved != null && $Object.hasOwnProperty.call(m, "pisRemoved")) {
+                    if (!$Array.isArray(m.pisRemoved))
+                        return "pisRemoved: array expected";
+                    for (var i = 0; i < m.pisRemoved.length; ++i) {
+                        if (!$util.isString(m.pisRemoved[i]))
+                            return "pisRemoved: string[] expected";
+                    }
+                }
                 return null;
             };
 
@@ -11057,6 +11087,14 @@ export const pifleet = $root.pifleet = (() => {
                         m.pisHealthy = d.pisHealthy >>> 0;
                     }
                 }
+                if (d.pisRemoved) {
+                    if (!$Array.isArray(d.pisRemoved))
+                        throw $TypeError(".pifleet.v1.FleetStatus.pisRemoved: array expected");
+                    m.pisRemoved = $Array(d.pisRemoved.length);
+                    for (var i = 0; i < d.pisRemoved.length; ++i) {
+                        m.pisRemoved[i] = $String(d.pisRemoved[i]);
+                    }
+                }
                 return m;
             };
 
@@ -11077,6 +11115,9 @@ export const pifleet = $root.pifleet = (() => {
                 if (q > $util.recursionLimit)
                     throw $Error("max depth exceeded");
                 var d = {};
+                if (o.arrays || o.defaults) {
+                    d.pisRemoved = [];
+                }
                 if (o.defaults) {
                     d.alarm = false;
                     d.alarmReason = "";
@@ -11102,6 +11143,12 @@ export const pifleet = $root.pifleet = (() => {
                 }
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy")) {
                     d.pisHealthy = m.pisHealthy;
+                }
+                if (m.pisRemoved && m.pisRemoved.length) {
+                    d.pisRemoved = $Array(m.pisRemoved.length);
+                    for (var j = 0; j < m.pisRemoved.length; ++j) {
+                        d.pisRemoved[j] = m.pisRemoved[j];
+                    }
                 }
                 return d;
             };
