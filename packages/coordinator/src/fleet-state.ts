@@ -90,6 +90,7 @@ export class PiEntry {
     this.status = v1.PiStatus.create({
       name: ref.name,
       port: ref.port,
+      shelf: ref.shelf ?? "",
       state: v1.PiState.PI_STATE_UNKNOWN,
       reason: this.healthReason,
       stateSinceMs: now,
@@ -210,6 +211,8 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
   /** Not heard from since this run started: judged once the start-up grace is over. */
   private readonly unheard = new Map<string, PiEntry>();
   private readonly counts = new Map<v1.PiState, number>();
+  /** Each shelf's counts, the same objects as fleetStatus.shelves (kept as states change). */
+  private readonly shelves = new Map<string, v1.ShelfStatus>();
   private readonly fileserver: { name: string; lastReportAt?: number; healthy: boolean; reason: string } | undefined;
   private readonly now: () => number;
 
@@ -228,6 +231,12 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     }
     this.fileserver = opts.fileserver ? { name: opts.fileserver, healthy: false, reason: "no report yet" } : undefined;
     this.fleetStatus = v1.FleetStatus.create({ pisTotal: refs.length, fileserverHealthy: false });
+    for (const ref of refs) {
+      if (ref.shelf === undefined || this.shelves.has(ref.shelf)) continue;
+      const sh = v1.ShelfStatus.create({ name: ref.shelf });
+      this.shelves.set(ref.shelf, sh);
+      this.fleetStatus.shelves.push(sh);
+    }
     this.recount();
   }
 
@@ -431,9 +440,18 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
   }
 
   /** The recovery engine's fleet-wide view: alarm and active remediations. */
-  setRecoveryStatus(s: { alarm: boolean; alarmReason: string; active: number }): void {
+  setRecoveryStatus(s: { alarm: boolean; alarmReason: string; active: number; shelves?: Array<{ shelf: string; alarm: boolean; alarmReason: string; paused: string }> }): void {
     const f = this.fleetStatus;
-    if (f.alarm === s.alarm && f.alarmReason === s.alarmReason && f.activeRemediations === s.active) return;
+    let shelvesChanged = false;
+    for (const r of s.shelves ?? []) {
+      const sh = this.shelves.get(r.shelf);
+      if (!sh || (sh.alarm === r.alarm && sh.alarmReason === r.alarmReason && sh.pausedReason === r.paused)) continue;
+      sh.alarm = r.alarm;
+      sh.alarmReason = r.alarmReason;
+      sh.pausedReason = r.paused;
+      shelvesChanged = true;
+    }
+    if (!shelvesChanged && f.alarm === s.alarm && f.alarmReason === s.alarmReason && f.activeRemediations === s.active) return;
     f.alarm = s.alarm;
     f.alarmReason = s.alarmReason;
     f.activeRemediations = s.active;
@@ -500,9 +518,15 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
       s.stateSinceMs = now;
       this.counts.set(from, (this.counts.get(from) ?? 1) - 1);
       this.counts.set(to, (this.counts.get(to) ?? 0) + 1);
+      const sh = e.ref.shelf === undefined ? undefined : this.shelves.get(e.ref.shelf);
+      const shelfMoved = sh !== undefined && bucket(from) !== bucket(to);
+      if (shelfMoved) {
+        sh[bucket(from)]--;
+        sh[bucket(to)]++;
+      }
       this.emit("state", { pi: e.ref.name, from: displayStateName(from), to: state, reason: eventReason, actor, health: e.health, timeMs: now, logged });
       const healthy = this.counts.get(v1.PiState.PI_STATE_HEALTHY) ?? 0;
-      if (healthy !== this.fleetStatus.pisHealthy) {
+      if (healthy !== this.fleetStatus.pisHealthy || shelfMoved) {
         this.fleetStatus.pisHealthy = healthy;
         this.emit("fleetStatus", this.fleetStatus);
       }
@@ -542,7 +566,15 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
 
   private recount(): void {
     this.counts.clear();
-    for (const e of this.pis.values()) this.counts.set(e.status.state, (this.counts.get(e.status.state) ?? 0) + 1);
+    for (const sh of this.shelves.values()) Object.assign(sh, { pisTotal: 0, healthy: 0, suspect: 0, down: 0, other: 0 });
+    for (const e of this.pis.values()) {
+      this.counts.set(e.status.state, (this.counts.get(e.status.state) ?? 0) + 1);
+      const sh = e.ref.shelf === undefined ? undefined : this.shelves.get(e.ref.shelf);
+      if (sh) {
+        sh.pisTotal++;
+        sh[bucket(e.status.state)]++;
+      }
+    }
     this.fleetStatus.pisHealthy = this.counts.get(v1.PiState.PI_STATE_HEALTHY) ?? 0;
   }
 
@@ -556,4 +588,12 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
 function credentialsReason(e: PiEntry): string {
   const n = e.ref.name;
   return `its agent is refused for its credentials (${e.credentials}): ${e.credentialsMessage || "refused"}; no power or rebuild action until a person acts (pifleet enroll ${n} and restart its agent, or pifleet release ${n})`;
+}
+
+/** Which of a shelf's overview counts a displayed state goes in. */
+function bucket(state: v1.PiState): "healthy" | "suspect" | "down" | "other" {
+  if (state === v1.PiState.PI_STATE_HEALTHY) return "healthy";
+  if (state === v1.PiState.PI_STATE_SUSPECT) return "suspect";
+  if (state === v1.PiState.PI_STATE_DOWN) return "down";
+  return "other";
 }

@@ -7,6 +7,7 @@ export function piStatusJson(p: v1.PiStatus): Record<string, unknown> {
   return {
     name: p.name,
     port: p.port,
+    shelf: p.shelf,
     state: piStateName(p.state),
     reason: p.reason,
     connected: p.connected,
@@ -44,17 +45,31 @@ export interface WatchViewOptions {
   connected: boolean;
   url: string;
   color: boolean;
+  /** Only this shelf's Pis (and its pause/alarm); undefined: the whole fleet with one line per shelf. */
+  shelf?: string;
+}
+
+/** Whether a Pi status belongs on a screen filtered to `shelf` (none: every Pi). */
+export function onShelf(p: v1.PiStatus, shelf: string | undefined): boolean {
+  return shelf === undefined || p.shelf === shelf;
+}
+
+/** The fleet overview: one line per shelf with its counts and why its recovery is paused, if it is. */
+export function shelfOverview(fs: v1.FleetStatus | undefined): string[] {
+  if (!fs || fs.shelves.length < 2) return [];
+  const rows = fs.shelves.map((s) => [s.name ?? "", String(s.pisTotal), String(s.healthy), String(s.suspect), String(s.down), String(s.other), s.alarm ? `ALARM: ${s.alarmReason ?? ""}` : s.pausedReason ? `paused: ${s.pausedReason}` : ""]);
+  return textTable(["SHELF", "PIS", "HEALTHY", "SUSPECT", "DOWN", "OTHER", "RECOVERY"], rows).split("\n");
 }
 
 /** The `pifleet watch` screen: a summary line, a table of Pis (trouble first), the latest events. */
 export function renderWatch(m: FeedMirror, o: WatchViewOptions): string[] {
   const paint = (code: string | undefined, text: string) => (o.color && code ? `\x1b[${code}m${text}\x1b[0m` : text);
-  const pis = [...m.pis.values()];
+  const pis = [...m.pis.values()].filter((p) => onShelf(p, o.shelf));
   const counts = new Map<string, number>();
   for (const p of pis) counts.set(piStateName(p.state), (counts.get(piStateName(p.state)) ?? 0) + 1);
   const fs = m.fleetStatus;
   const summary = [
-    `fleet ${m.fleet || "?"}: ${pis.length} Pis`,
+    `fleet ${m.fleet || "?"}${o.shelf !== undefined ? `, shelf ${o.shelf}` : ""}: ${pis.length} Pis`,
     [...counts].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${n} ${s}`).join(", "),
     fs ? `fileserver ${fs.fileserverHealthy ? "healthy" : "UNHEALTHY"}` : "",
     fs ? `${fs.activeRemediations} remediations` : "",
@@ -63,8 +78,16 @@ export function renderWatch(m: FeedMirror, o: WatchViewOptions): string[] {
     summary.join(" · "),
     `${o.connected ? "live" : paint("31", "disconnected, reconnecting")} · ${o.url} · ${new Date(o.now).toISOString().slice(11, 19)}`,
   ];
-  if (fs?.alarm) head.push(paint("31;1", `FLEET ALARM: ${fs.alarmReason}`));
+  const mine = o.shelf === undefined ? undefined : fs?.shelves.find((s) => s.name === o.shelf);
+  if (o.shelf !== undefined) {
+    if (mine?.alarm) head.push(paint("31;1", `SHELF ALARM: ${mine.alarmReason}`));
+    if (mine?.pausedReason) head.push(paint("33;1", `recovery paused: ${mine.pausedReason}`));
+  } else if (fs?.alarm) head.push(paint("31;1", `FLEET ALARM: ${fs.alarmReason}`));
   head.push("");
+  if (o.shelf === undefined) {
+    const overview = shelfOverview(fs);
+    if (overview.length) head.push(...overview, "");
+  }
 
   const eventLines = m.events.slice(-5).map((e) => `${new Date(e.timeMs).toISOString().slice(11, 19)} ${e.kind.padEnd(8)} ${e.subject.padEnd(10)} ${e.message}`);
   const room = Math.max(3, o.rows - head.length - 2 - (eventLines.length ? eventLines.length + 2 : 0) - 1);

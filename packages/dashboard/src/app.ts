@@ -15,6 +15,9 @@ const STATE_ORDER = ["healthy", "suspect", "down", "drained", "power-cycling", "
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 const tiles = new Map<string, Tile>();
 let selected: string | undefined;
+/** The shelf whose grid is shown, in a fleet of several shelves (undefined: one shelf, every tile). */
+let shelf: string | undefined;
+let shelfNames: string[] = [];
 let ws: WebSocket | undefined;
 let seq = 0;
 let retry = 500;
@@ -117,6 +120,46 @@ function onSnapshot(s: v1.FeedSnapshot): void {
   renderSummary();
 }
 
+/** The fleet overview: one row per shelf with its counts; clicking a row shows that shelf's grid. */
+function renderShelves(list: v1.ShelfStatus[]): void {
+  const box = $("#shelves");
+  box.hidden = list.length < 2;
+  shelfNames = list.map((s) => s.name);
+  if (list.length < 2) {
+    if (shelf !== undefined) chooseShelf(undefined);
+    return;
+  }
+  if (shelf === undefined || !shelfNames.includes(shelf)) chooseShelf(shelfNames[0]);
+  const body = box.querySelector("tbody")!;
+  body.replaceChildren();
+  for (const s of list) {
+    const tr = document.createElement("tr");
+    tr.dataset.shelf = s.name;
+    if (s.name === shelf) tr.className = "chosen";
+    const recovery = s.alarm ? `ALARM: ${s.alarmReason}` : s.pausedReason ? `paused: ${s.pausedReason}` : "running";
+    for (const [field, v] of [["name", s.name], ["total", s.pisTotal], ["healthy", s.healthy], ["suspect", s.suspect], ["down", s.down], ["other", s.other], ["recovery", recovery]] as const) {
+      const td = document.createElement("td");
+      td.dataset.field = field;
+      td.textContent = String(v);
+      if (field === "recovery") td.className = s.alarm ? "alarm" : s.pausedReason ? "paused" : "";
+      tr.append(td);
+    }
+    tr.addEventListener("click", () => chooseShelf(s.name));
+    body.append(tr);
+  }
+}
+
+function chooseShelf(name: string | undefined): void {
+  shelf = name;
+  for (const tr of document.querySelectorAll<HTMLElement>("#shelves tbody tr")) tr.classList.toggle("chosen", tr.dataset.shelf === name);
+  for (const t of tiles.values()) t.el.hidden = !onChosenShelf(t.status);
+  renderSummary();
+}
+
+function onChosenShelf(p: v1.PiStatus | undefined): boolean {
+  return shelf === undefined || p?.shelf === shelf;
+}
+
 function onDelta(d: v1.FeedDelta): void {
   for (const p of d.pis) upsert(p as v1.PiStatus);
   for (const e of d.events) addEvent(e as v1.FleetEvent);
@@ -125,6 +168,7 @@ function onDelta(d: v1.FeedDelta): void {
 }
 
 function onFleet(f: v1.FleetStatus): void {
+  renderShelves(f.shelves as v1.ShelfStatus[]);
   const alarm = $("#alarm");
   alarm.hidden = !f.alarm;
   alarm.textContent = f.alarm ? `FLEET ALARM — recovery paused: ${f.alarmReason}` : "";
@@ -153,6 +197,8 @@ function upsert(p: v1.PiStatus): void {
   const state = piStateName(p.state);
   tile.el.className = `tile ${state}${p.held ? " held" : ""}${selected === p.name ? " selected" : ""}`;
   tile.el.dataset.state = state;
+  tile.el.dataset.shelf = p.shelf;
+  tile.el.hidden = !onChosenShelf(p);
   tile.el.innerHTML = `<div class="n"><b></b><span></span></div><div class="s"></div><div class="m"></div>${spark(tile.history, 80, 16)}`;
   (tile.el.querySelector(".n b") as HTMLElement).textContent = p.name;
   (tile.el.querySelector(".n span") as HTMLElement).textContent = `:${p.port}`;
@@ -270,6 +316,7 @@ function addEvent(e: v1.FleetEvent): void {
 function renderSummary(): void {
   const counts = new Map<string, number>();
   for (const t of tiles.values()) {
+    if (!onChosenShelf(t.status)) continue;
     const s = t.status ? piStateName(t.status.state) : "unknown";
     counts.set(s, (counts.get(s) ?? 0) + 1);
   }
@@ -283,6 +330,12 @@ function renderSummary(): void {
     span.append(dot, `${state} ${n}`);
     span.dataset.state = state;
     summary.append(span);
+  }
+  if (shelf !== undefined) {
+    const span = document.createElement("span");
+    span.id = "summary-shelf";
+    span.textContent = `shelf ${shelf}`;
+    summary.prepend(span);
   }
   if (summary.dataset.fleet) {
     const span = document.createElement("span");

@@ -2965,6 +2965,9 @@ export namespace pifleet {
             /** PiStatus facts. */
             facts?: (pifleet.v1.AgentFacts.$Properties|null);
 
+            /** PiStatus shelf. */
+            shelf: string;
+
             /**
              * Creates a new PiStatus instance using the specified properties.
              * @param [properties] Properties to set
@@ -3084,6 +3087,9 @@ export namespace pifleet {
 
                 /** PiStatus facts */
                 facts?: (pifleet.v1.AgentFacts.$Properties|null);
+
+                /** PiStatus shelf */
+                shelf?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -3283,6 +3289,9 @@ export namespace pifleet {
             /** FleetStatus pisHealthy. */
             pisHealthy: number;
 
+            /** FleetStatus shelves. */
+            shelves: pifleet.v1.ShelfStatus.$Properties[];
+
             /** FleetStatus pisRemoved. */
             pisRemoved: string[];
 
@@ -3388,6 +3397,9 @@ export namespace pifleet {
                 /** FleetStatus pisHealthy */
                 pisHealthy?: (number|null);
 
+                /** FleetStatus shelves */
+                shelves?: (pifleet.v1.ShelfStatus.$Properties[]|null);
+
                 /** FleetStatus pisRemoved */
                 pisRemoved?: (string[]|null);
 
@@ -3397,6 +3409,171 @@ export namespace pifleet {
 
             /** Shape of a FleetStatus. */
             type $Shape = pifleet.v1.FleetStatus.$Properties;
+        }
+
+        /**
+         * Properties of a ShelfStatus.
+         * @deprecated Use pifleet.v1.ShelfStatus.$Properties instead.
+         */
+        interface IShelfStatus extends pifleet.v1.ShelfStatus.$Properties {
+        }
+
+        /** Represents a ShelfStatus. */
+        class ShelfStatus {
+
+            /**
+             * Constructs a new ShelfStatus.
+             * @param [p] Properties to set
+             */
+            constructor(p?: pifleet.v1.ShelfStatus.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** ShelfStatus name. */
+            name: string;
+
+            /** ShelfStatus pisTotal. */
+            pisTotal: number;
+
+            /** ShelfStatus healthy. */
+            healthy: number;
+
+            /** ShelfStatus suspect. */
+            suspect: number;
+
+            /** ShelfStatus down. */
+            down: number;
+
+            /** ShelfStatus other. */
+            other: number;
+
+            /** ShelfStatus pausedReason. */
+            pausedReason: string;
+
+            /** ShelfStatus alarm. */
+            alarm: boolean;
+
+            /** ShelfStatus alarmReason. */
+            alarmReason: string;
+
+            /**
+             * Creates a new ShelfStatus instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns ShelfStatus instance
+             */
+            static create(properties: pifleet.v1.ShelfStatus.$Shape): pifleet.v1.ShelfStatus & pifleet.v1.ShelfStatus.$Shape;
+            static create(properties?: pifleet.v1.ShelfStatus.$Properties): pifleet.v1.ShelfStatus;
+
+            /**
+             * Encodes the specified ShelfStatus message. Does not implicitly {@link pifleet.v1.ShelfStatus.verify|verify} messages.
+             * @param m ShelfStatus message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: pifleet.v1.ShelfStatus.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified ShelfStatus message, length delimited. Does not implicitly {@link pifleet.v1.ShelfStatus.verify|verify} messages.
+             * @param message ShelfStatus message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: pifleet.v1.ShelfStatus.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a ShelfStatus message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {pifleet.v1.ShelfStatus & pifleet.v1.ShelfStatus.$Shape} ShelfStatus
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): pifleet.v1.ShelfStatus & pifleet.v1.ShelfStatus.$Shape;
+
+            /**
+             * Decodes a ShelfStatus message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {pifleet.v1.ShelfStatus & pifleet.v1.ShelfStatus.$Shape} ShelfStatus
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): pifleet.v1.ShelfStatus & pifleet.v1.ShelfStatus.$Shape;
+
+            /**
+             * Verifies a ShelfStatus message.
+             * @param m Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(m: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a ShelfStatus message from a plain object. Also converts values to their respective internal types.
+             * @param d Plain object
+             * @returns ShelfStatus
+             */
+            static fromObject(d: { [k: string]: any }): pifleet.v1.ShelfStatus;
+
+            /**
+             * Creates a plain object from a ShelfStatus message. Also converts values to other types if specified.
+             * @param m ShelfStatus
+             * @param [o] Conversion options
+             * @returns Plain object
+             */
+            static toObject(m: pifleet.v1.ShelfStatus, o?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this ShelfStatus to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for ShelfStatus
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ShelfStatus {
+
+            /** Properties of a ShelfStatus. */
+            interface $Properties {
+
+                /** ShelfStatus name */
+                name?: (string|null);
+
+                /** ShelfStatus pisTotal */
+                pisTotal?: (number|null);
+
+                /** ShelfStatus healthy */
+                healthy?: (number|null);
+
+                /** ShelfStatus suspect */
+                suspect?: (number|null);
+
+                /** ShelfStatus down */
+                down?: (number|null);
+
+                /** ShelfStatus other */
+                other?: (number|null);
+
+                /** ShelfStatus pausedReason */
+                pausedReason?: (string|null);
+
+                /** ShelfStatus alarm */
+                alarm?: (boolean|null);
+
+                /** ShelfStatus alarmReason */
+                alarmReason?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a ShelfStatus. */
+            type $Shape = pifleet.v1.ShelfStatus.$Properties;
         }
 
         /**

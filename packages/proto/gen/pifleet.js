@@ -9430,6 +9430,7 @@ export const pifleet = $root.pifleet = (() => {
              * @property {boolean|null} [held] PiStatus held
              * @property {pifleet.v1.PiSample.$Properties|null} [lastSample] PiStatus lastSample
              * @property {pifleet.v1.AgentFacts.$Properties|null} [facts] PiStatus facts
+             * @property {string|null} [shelf] PiStatus shelf
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -9558,6 +9559,14 @@ export const pifleet = $root.pifleet = (() => {
             PiStatus.prototype.facts = null;
 
             /**
+             * PiStatus shelf.
+             * @member {string} shelf
+             * @memberof pifleet.v1.PiStatus
+             * @instance
+             */
+            PiStatus.prototype.shelf = "";
+
+            /**
              * Creates a new PiStatus instance using the specified properties.
              * @function create
              * @memberof pifleet.v1.PiStatus
@@ -9613,6 +9622,8 @@ export const pifleet = $root.pifleet = (() => {
                     $root.pifleet.v1.PiSample.encode(m.lastSample, w.uint32(/* id 11, wireType 2 =*/90).fork(), q + 1).ldelim();
                 if (m.facts != null && $Object.hasOwnProperty.call(m, "facts"))
                     $root.pifleet.v1.AgentFacts.encode(m.facts, w.uint32(/* id 12, wireType 2 =*/98).fork(), q + 1).ldelim();
+                if (m.shelf != null && $Object.hasOwnProperty.call(m, "shelf") && m.shelf !== "")
+                    w.uint32(/* id 13, wireType 2 =*/106).string(m.shelf);
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -9769,6 +9780,15 @@ export const pifleet = $root.pifleet = (() => {
                             m.facts = $root.pifleet.v1.AgentFacts.decode(r, r.size(), $undefined, q + 1, m.facts);
                             continue;
                         }
+                    case 13: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.shelf = v;
+                            else
+                                delete m.shelf;
+                            continue;
+                        }
                     }
                     r.skipType(u, q, t);
                     if (!r.discardUnknown) {
@@ -9873,6 +9893,10 @@ export const pifleet = $root.pifleet = (() => {
                         if (e)
                             return "facts." + e;
                     }
+                }
+                if (m.shelf != null && $Object.hasOwnProperty.call(m, "shelf")) {
+                    if (!$util.isString(m.shelf))
+                        return "shelf: string expected";
                 }
                 return null;
             };
@@ -10011,6 +10035,11 @@ export const pifleet = $root.pifleet = (() => {
                         throw $TypeError(".pifleet.v1.PiStatus.facts: object expected");
                     m.facts = $root.pifleet.v1.AgentFacts.fromObject(d.facts, q + 1);
                 }
+                if (d.shelf != null) {
+                    if (typeof d.shelf !== "string" || d.shelf.length) {
+                        m.shelf = $String(d.shelf);
+                    }
+                }
                 return m;
             };
 
@@ -10052,6 +10081,7 @@ export const pifleet = $root.pifleet = (() => {
                     d.held = false;
                     d.lastSample = null;
                     d.facts = null;
+                    d.shelf = "";
                 }
                 if (m.name != null && $Object.hasOwnProperty.call(m, "name")) {
                     d.name = m.name;
@@ -10098,6 +10128,9 @@ export const pifleet = $root.pifleet = (() => {
                 }
                 if (m.facts != null && $Object.hasOwnProperty.call(m, "facts")) {
                     d.facts = $root.pifleet.v1.AgentFacts.toObject(m.facts, o, q + 1);
+                }
+                if (m.shelf != null && $Object.hasOwnProperty.call(m, "shelf")) {
+                    d.shelf = m.shelf;
                 }
                 return d;
             };
@@ -10700,6 +10733,7 @@ export const pifleet = $root.pifleet = (() => {
              * @property {number|null} [activeRemediations] FleetStatus activeRemediations
              * @property {number|null} [pisTotal] FleetStatus pisTotal
              * @property {number|null} [pisHealthy] FleetStatus pisHealthy
+             * @property {Array.<pifleet.v1.ShelfStatus.$Properties>|null} [shelves] FleetStatus shelves
              * @property {Array.<string>|null} [pisRemoved] FleetStatus pisRemoved
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
@@ -10726,6 +10760,7 @@ export const pifleet = $root.pifleet = (() => {
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
             const FleetStatus = function (p) {
+                this.shelves = [];
                 this.pisRemoved = [];
                 if (p)
                     for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
@@ -10782,6 +10817,14 @@ export const pifleet = $root.pifleet = (() => {
             FleetStatus.prototype.pisHealthy = 0;
 
             /**
+             * FleetStatus shelves.
+             * @member {Array.<pifleet.v1.ShelfStatus.$Properties>} shelves
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.shelves = $util.emptyArray;
+
+            /**
              * FleetStatus pisRemoved.
              * @member {Array.<string>} pisRemoved
              * @memberof pifleet.v1.FleetStatus
@@ -10833,6 +10876,10 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 5, wireType 0 =*/40).uint32(m.pisTotal);
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy") && m.pisHealthy !== 0)
                     w.uint32(/* id 6, wireType 0 =*/48).uint32(m.pisHealthy);
+                if (m.shelves != null && m.shelves.length) {
+                    for (var i = 0; i < m.shelves.length; ++i)
+                        $root.pifleet.v1.ShelfStatus.encode(m.shelves[i], w.uint32(/* id 14, wireType 2 =*/114).fork(), q + 1).ldelim();
+                }
                 if (m.pisRemoved != null && m.pisRemoved.length) {
                     for (var i = 0; i < m.pisRemoved.length; ++i)
                         w.uint32(/* id 15, wireType 2 =*/122).string(m.pisRemoved[i]);
@@ -10948,6 +10995,14 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.pisHealthy;
                             continue;
                         }
+                    case 14: {
+                            if (u !== 2)
+                                break;
+                            if (!(m.shelves && m.shelves.length))
+                                m.shelves = [];
+                            m.shelves.push($root.pifleet.v1.ShelfStatus.decode(r, r.size(), $undefined, q + 1));
+                            continue;
+                        }
                     case 15: {
                             if (u !== 2)
                                 break;
@@ -11028,6 +11083,17 @@ export const pifleet = $root.pifleet = (() => {
                     if (!$util.isInteger(m.pisHealthy))
                         return "pisHealthy: integer expected";
                 }
+                if (m.shelves != null && $Object.hasOwnProperty.call(m, "shelves")) {
+                    if (!$Array.isArray(m.shelves))
+                        return "shelves: array expected";
+                    for (var i = 0; i < m.shelves.length; ++i) {
+                        {
+                            var e = $root.pifleet.v1.ShelfStatus.verify(m.shelves[i], q + 1);
+                            if (e)
+                                return "shelves." + e;
+                        }
+                    }
+                }
                 if (m.pisRemoved != null && $Object.hasOwnProperty.call(m, "pisRemoved")) {
                     if (!$Array.isArray(m.pisRemoved))
                         return "pisRemoved: array expected";
@@ -11087,6 +11153,16 @@ export const pifleet = $root.pifleet = (() => {
                         m.pisHealthy = d.pisHealthy >>> 0;
                     }
                 }
+                if (d.shelves) {
+                    if (!$Array.isArray(d.shelves))
+                        throw $TypeError(".pifleet.v1.FleetStatus.shelves: array expected");
+                    m.shelves = $Array(d.shelves.length);
+                    for (var i = 0; i < d.shelves.length; ++i) {
+                        if (!$util.isObject(d.shelves[i]))
+                            throw $TypeError(".pifleet.v1.FleetStatus.shelves: object expected");
+                        m.shelves[i] = $root.pifleet.v1.ShelfStatus.fromObject(d.shelves[i], q + 1);
+                    }
+                }
                 if (d.pisRemoved) {
                     if (!$Array.isArray(d.pisRemoved))
                         throw $TypeError(".pifleet.v1.FleetStatus.pisRemoved: array expected");
@@ -11116,6 +11192,7 @@ export const pifleet = $root.pifleet = (() => {
                     throw $Error("max depth exceeded");
                 var d = {};
                 if (o.arrays || o.defaults) {
+                    d.shelves = [];
                     d.pisRemoved = [];
                 }
                 if (o.defaults) {
@@ -11143,6 +11220,12 @@ export const pifleet = $root.pifleet = (() => {
                 }
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy")) {
                     d.pisHealthy = m.pisHealthy;
+                }
+                if (m.shelves && m.shelves.length) {
+                    d.shelves = $Array(m.shelves.length);
+                    for (var j = 0; j < m.shelves.length; ++j) {
+                        d.shelves[j] = $root.pifleet.v1.ShelfStatus.toObject(m.shelves[j], o, q + 1);
+                    }
                 }
                 if (m.pisRemoved && m.pisRemoved.length) {
                     d.pisRemoved = $Array(m.pisRemoved.length);
@@ -11179,6 +11262,550 @@ export const pifleet = $root.pifleet = (() => {
             };
 
             return FleetStatus;
+        })();
+
+        v1.ShelfStatus = (function() {
+
+            /**
+             * Properties of a ShelfStatus.
+             * @typedef {Object} pifleet.v1.ShelfStatus.$Properties
+             * @property {string|null} [name] ShelfStatus name
+             * @property {number|null} [pisTotal] ShelfStatus pisTotal
+             * @property {number|null} [healthy] ShelfStatus healthy
+             * @property {number|null} [suspect] ShelfStatus suspect
+             * @property {number|null} [down] ShelfStatus down
+             * @property {number|null} [other] ShelfStatus other
+             * @property {string|null} [pausedReason] ShelfStatus pausedReason
+             * @property {boolean|null} [alarm] ShelfStatus alarm
+             * @property {string|null} [alarmReason] ShelfStatus alarmReason
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a ShelfStatus.
+             * @memberof pifleet.v1
+             * @interface IShelfStatus
+             * @augments pifleet.v1.ShelfStatus.$Properties
+             * @deprecated Use pifleet.v1.ShelfStatus.$Properties instead.
+             */
+
+            /**
+             * Shape of a ShelfStatus.
+             * @typedef {pifleet.v1.ShelfStatus.$Properties} pifleet.v1.ShelfStatus.$Shape
+             */
+
+            /**
+             * Constructs a new ShelfStatus.
+             * @memberof pifleet.v1
+             * @classdesc Represents a ShelfStatus.
+             * @constructor
+             * @param {pifleet.v1.ShelfStatus.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ShelfStatus = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * ShelfStatus name.
+             * @member {string} name
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.name = "";
+
+            /**
+             * ShelfStatus pisTotal.
+             * @member {number} pisTotal
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.pisTotal = 0;
+
+            /**
+             * ShelfStatus healthy.
+             * @member {number} healthy
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.healthy = 0;
+
+            /**
+             * ShelfStatus suspect.
+             * @member {number} suspect
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.suspect = 0;
+
+            /**
+             * ShelfStatus down.
+             * @member {number} down
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.down = 0;
+
+            /**
+             * ShelfStatus other.
+             * @member {number} other
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.other = 0;
+
+            /**
+             * ShelfStatus pausedReason.
+             * @member {string} pausedReason
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.pausedReason = "";
+
+            /**
+             * ShelfStatus alarm.
+             * @member {boolean} alarm
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.alarm = false;
+
+            /**
+             * ShelfStatus alarmReason.
+             * @member {string} alarmReason
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             */
+            ShelfStatus.prototype.alarmReason = "";
+
+            /**
+             * Creates a new ShelfStatus instance using the specified properties.
+             * @function create
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {pifleet.v1.ShelfStatus.$Properties=} [properties] Properties to set
+             * @returns {pifleet.v1.ShelfStatus} ShelfStatus instance
+             * @type {{
+             *   (properties: pifleet.v1.ShelfStatus.$Shape): pifleet.v1.ShelfStatus & pifleet.v1.ShelfStatus.$Shape;
+             *   (properties?: pifleet.v1.ShelfStatus.$Properties): pifleet.v1.ShelfStatus;
+             * }}
+             */
+            ShelfStatus.create = function(properties) {
+                return new ShelfStatus(properties);
+            };
+
+            /**
+             * Encodes the specified ShelfStatus message. Does not implicitly {@link pifleet.v1.ShelfStatus.verify|verify} messages.
+             * @function encode
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {pifleet.v1.ShelfStatus.$Properties} m ShelfStatus message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ShelfStatus.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.name != null && $Object.hasOwnProperty.call(m, "name") && m.name !== "")
+                    w.uint32(/* id 1, wireType 2 =*/10).string(m.name);
+                if (m.pisTotal != null && $Object.hasOwnProperty.call(m, "pisTotal") && m.pisTotal !== 0)
+                    w.uint32(/* id 2, wireType 0 =*/16).uint32(m.pisTotal);
+                if (m.healthy != null && $Object.hasOwnProperty.call(m, "healthy") && m.healthy !== 0)
+                    w.uint32(/* id 3, wireType 0 =*/24).uint32(m.healthy);
+                if (m.suspect != null && $Object.hasOwnProperty.call(m, "suspect") && m.suspect !== 0)
+                    w.uint32(/* id 4, wireType 0 =*/32).uint32(m.suspect);
+                if (m.down != null && $Object.hasOwnProperty.call(m, "down") && m.down !== 0)
+                    w.uint32(/* id 5, wireType 0 =*/40).uint32(m.down);
+                if (m.other != null && $Object.hasOwnProperty.call(m, "other") && m.other !== 0)
+                    w.uint32(/* id 6, wireType 0 =*/48).uint32(m.other);
+                if (m.pausedReason != null && $Object.hasOwnProperty.call(m, "pausedReason") && m.pausedReason !== "")
+                    w.uint32(/* id 7, wireType 2 =*/58).string(m.pausedReason);
+                if (m.alarm != null && $Object.hasOwnProperty.call(m, "alarm") && m.alarm !== false)
+                    w.uint32(/* id 8, wireType 0 =*/64).bool(m.alarm);
+                if (m.alarmReason != null && $Object.hasOwnProperty.call(m, "alarmReason") && m.alarmReason !== "")
+                    w.uint32(/* id 9, wireType 2 =*/74).string(m.alarmReason);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Encodes the specified ShelfStatus message, length delimited. Does not implicitly {@link pifleet.v1.ShelfStatus.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {pifleet.v1.ShelfStatus.$Properties} message ShelfStatus message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ShelfStatus.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a ShelfStatus message from the specified reader or buffer.
+             * @function decode
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {pifleet.v1.ShelfStatus & pifleet.v1.ShelfStatus.$Shape} ShelfStatus
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ShelfStatus.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.pifleet.v1.ShelfStatus();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.name = v;
+                            else
+                                delete m.name;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.pisTotal = v;
+                            else
+                                delete m.pisTotal;
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.healthy = v;
+                            else
+                                delete m.healthy;
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.suspect = v;
+                            else
+                                delete m.suspect;
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.down = v;
+                            else
+                                delete m.down;
+                            continue;
+                        }
+                    case 6: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.other = v;
+                            else
+                                delete m.other;
+                            continue;
+                        }
+                    case 7: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.pausedReason = v;
+                            else
+                                delete m.pausedReason;
+                            continue;
+                        }
+                    case 8: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.alarm = v;
+                            else
+                                delete m.alarm;
+                            continue;
+                        }
+                    case 9: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.alarmReason = v;
+                            else
+                                delete m.alarmReason;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Decodes a ShelfStatus message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {pifleet.v1.ShelfStatus & pifleet.v1.ShelfStatus.$Shape} ShelfStatus
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ShelfStatus.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a ShelfStatus message.
+             * @function verify
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {Object.<string,*>} m Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            ShelfStatus.verify = function (m, q) {
+                if (typeof m !== "object" || m === null)
+                    return "object expected";
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (m.name != null && $Object.hasOwnProperty.call(m, "name")) {
+                    if (!$util.isString(m.name))
+                        return "name: string expected";
+                }
+                if (m.pisTotal != null && $Object.hasOwnProperty.call(m, "pisTotal")) {
+                    if (!$util.isInteger(m.pisTotal))
+                        return "pisTotal: integer expected";
+                }
+                if (m.healthy != null && $Object.hasOwnProperty.call(m, "healthy")) {
+                    if (!$util.isInteger(m.healthy))
+                        return "healthy: integer expected";
+                }
+                if (m.suspect != null && $Object.hasOwnProperty.call(m, "suspect")) {
+                    if (!$util.isInteger(m.suspect))
+                        return "suspect: integer expected";
+                }
+                if (m.down != null && $Object.hasOwnProperty.call(m, "down")) {
+                    if (!$util.isInteger(m.down))
+                        return "down: integer expected";
+                }
+                if (m.other != null && $Object.hasOwnProperty.call(m, "other")) {
+                    if (!$util.isInteger(m.other))
+                        return "other: integer expected";
+                }
+                if (m.pausedReason != null && $Object.hasOwnProperty.call(m, "pausedReason")) {
+                    if (!$util.isString(m.pausedReason))
+                        return "pausedReason: string expected";
+                }
+                if (m.alarm != null && $Object.hasOwnProperty.call(m, "alarm")) {
+                    if (typeof m.alarm !== "boolean")
+                        return "alarm: boolean expected";
+                }
+                if (m.alarmReason != null && $Object.hasOwnProperty.call(m, "alarmReason")) {
+                    if (!$util.isString(m.alarmReason))
+                        return "alarmReason: string expected";
+                }
+                return null;
+            };
+
+            /**
+             * Creates a ShelfStatus message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {Object.<string,*>} d Plain object
+             * @returns {pifleet.v1.ShelfStatus} ShelfStatus
+             */
+            ShelfStatus.fromObject = function (d, q) {
+                if (d instanceof $root.pifleet.v1.ShelfStatus)
+                    return d;
+                if (!$util.isObject(d))
+                    throw $TypeError(".pifleet.v1.ShelfStatus: object expected");
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var m = new $root.pifleet.v1.ShelfStatus();
+                if (d.name != null) {
+                    if (typeof d.name !== "string" || d.name.length) {
+                        m.name = $String(d.name);
+                    }
+                }
+                if (d.pisTotal != null) {
+                    if ($Number(d.pisTotal) !== 0) {
+                        m.pisTotal = d.pisTotal >>> 0;
+                    }
+                }
+                if (d.healthy != null) {
+                    if ($Number(d.healthy) !== 0) {
+                        m.healthy = d.healthy >>> 0;
+                    }
+                }
+                if (d.suspect != null) {
+                    if ($Number(d.suspect) !== 0) {
+                        m.suspect = d.suspect >>> 0;
+                    }
+                }
+                if (d.down != null) {
+                    if ($Number(d.down) !== 0) {
+                        m.down = d.down >>> 0;
+                    }
+                }
+                if (d.other != null) {
+                    if ($Number(d.other) !== 0) {
+                        m.other = d.other >>> 0;
+                    }
+                }
+                if (d.pausedReason != null) {
+                    if (typeof d.pausedReason !== "string" || d.pausedReason.length) {
+                        m.pausedReason = $String(d.pausedReason);
+                    }
+                }
+                if (d.alarm != null) {
+                    if (d.alarm) {
+                        m.alarm = $Boolean(d.alarm);
+                    }
+                }
+                if (d.alarmReason != null) {
+                    if (typeof d.alarmReason !== "string" || d.alarmReason.length) {
+                        m.alarmReason = $String(d.alarmReason);
+                    }
+                }
+                return m;
+            };
+
+            /**
+             * Creates a plain object from a ShelfStatus message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {pifleet.v1.ShelfStatus} m ShelfStatus
+             * @param {$protobuf.IConversionOptions} [o] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            ShelfStatus.toObject = function (m, o, q) {
+                if (!o)
+                    o = {};
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var d = {};
+                if (o.defaults) {
+                    d.name = "";
+                    d.pisTotal = 0;
+                    d.healthy = 0;
+                    d.suspect = 0;
+                    d.down = 0;
+                    d.other = 0;
+                    d.pausedReason = "";
+                    d.alarm = false;
+                    d.alarmReason = "";
+                }
+                if (m.name != null && $Object.hasOwnProperty.call(m, "name")) {
+                    d.name = m.name;
+                }
+                if (m.pisTotal != null && $Object.hasOwnProperty.call(m, "pisTotal")) {
+                    d.pisTotal = m.pisTotal;
+                }
+                if (m.healthy != null && $Object.hasOwnProperty.call(m, "healthy")) {
+                    d.healthy = m.healthy;
+                }
+                if (m.suspect != null && $Object.hasOwnProperty.call(m, "suspect")) {
+                    d.suspect = m.suspect;
+                }
+                if (m.down != null && $Object.hasOwnProperty.call(m, "down")) {
+                    d.down = m.down;
+                }
+                if (m.other != null && $Object.hasOwnProperty.call(m, "other")) {
+                    d.other = m.other;
+                }
+                if (m.pausedReason != null && $Object.hasOwnProperty.call(m, "pausedReason")) {
+                    d.pausedReason = m.pausedReason;
+                }
+                if (m.alarm != null && $Object.hasOwnProperty.call(m, "alarm")) {
+                    d.alarm = m.alarm;
+                }
+                if (m.alarmReason != null && $Object.hasOwnProperty.call(m, "alarmReason")) {
+                    d.alarmReason = m.alarmReason;
+                }
+                return d;
+            };
+
+            /**
+             * Converts this ShelfStatus to JSON.
+             * @function toJSON
+             * @memberof pifleet.v1.ShelfStatus
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            ShelfStatus.prototype.toJSON = function() {
+                return ShelfStatus.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for ShelfStatus
+             * @function getTypeUrl
+             * @memberof pifleet.v1.ShelfStatus
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ShelfStatus.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/pifleet.v1.ShelfStatus";
+            };
+
+            return ShelfStatus;
         })();
 
         v1.FeedSnapshot = (function() {

@@ -84,6 +84,8 @@ export function encodePiStatusWith(s: v1.PiStatus.$Properties, sample: Uint8Arra
   const seen = Number(s.lastSeenMs ?? 0);
   const since = Number(s.stateSinceMs ?? 0);
   const attempts = s.attempts ?? 0;
+  const shelf = s.shelf ?? "";
+  const shelfLen = Buffer.byteLength(shelf);
   let size = 0;
   if (nameLen) size += 1 + varintSize(nameLen) + nameLen;
   if (port) size += 1 + varintSize(port);
@@ -96,6 +98,7 @@ export function encodePiStatusWith(s: v1.PiStatus.$Properties, sample: Uint8Arra
   if (s.held) size += 2;
   if (sample) size += 1 + varintSize(sample.byteLength) + sample.byteLength;
   if (facts) size += 1 + varintSize(facts.byteLength) + facts.byteLength;
+  if (shelfLen) size += 1 + varintSize(shelfLen) + shelfLen;
   const b = Buffer.allocUnsafe(size);
   let p = 0;
   if (nameLen) {
@@ -147,6 +150,11 @@ export function encodePiStatusWith(s: v1.PiStatus.$Properties, sample: Uint8Arra
     p = writeVarint(b, p, facts.byteLength);
     b.set(facts, p);
     p += facts.byteLength;
+  }
+  if (shelfLen) {
+    b[p++] = (13 << 3) | 2;
+    p = writeVarint(b, p, shelfLen);
+    p += b.write(shelf, p, "utf8");
   }
   return b;
 }

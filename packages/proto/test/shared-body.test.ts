@@ -104,6 +104,7 @@ describe("the hand-written PiStatus encoder", () => {
             attempts: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
             connected: fc.boolean(),
             held: fc.boolean(),
+            shelf: fc.string({ unit: "grapheme", maxLength: 40 }),
           },
           { requiredKeys: [] },
         ),

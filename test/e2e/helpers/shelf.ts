@@ -36,7 +36,10 @@ export interface Shelf {
 
 export interface ShelfOptions {
   name: string;
+  /** Pis per shelf. */
   pis: number;
+  /** Shelves, each its own switch emulator (default 1); `power` records the first one's changes. */
+  shelves?: number;
   recovery?: Record<string, number | boolean>;
   dwellSeconds?: number;
 }
@@ -65,6 +68,7 @@ export async function startShelf(o: ShelfOptions): Promise<Shelf> {
     const [port, httpPort] = await freePorts(2);
     demo = await startDemo({
       pis: o.pis,
+      shelves: o.shelves,
       dir,
       port,
       httpPort,

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { createLogger } from "@pifleet/core";
 import { FleetClient, v1 } from "@pifleet/proto";
-import { FeedMirror, fleetEventJson, piStatusJson, renderWatch, type FeedUpdate } from "@pifleet/coordinator";
+import { FeedMirror, fleetEventJson, onShelf, piStatusJson, renderWatch, type FeedUpdate } from "@pifleet/coordinator";
 import { feedCredentials, feedUrl } from "../feed-credentials.js";
 import { UsageError } from "../usage-error.js";
 
@@ -11,6 +11,7 @@ interface WatchOpts {
   token?: string;
   tokenFile?: string;
   json?: boolean;
+  shelf?: string;
   ca?: string;
 }
 
@@ -22,6 +23,7 @@ export function registerWatch(program: Command): void {
     .option("--token <token>", "a watcher or operator token (NAME.SECRET); or --token-file, or $PIFLEET_TOKEN")
     .option("--token-file <file>", "read the token from FILE")
     .option("--ca <file>", "CA certificate (PEM) to trust for wss://")
+    .option("--shelf <name>", "only this shelf's Pis (the fleet file's shelves: names; shelf1 for a one-shelf fleet)")
     .option("--json", "one JSON object per line: a snapshot, then deltas and events")
     .action((opts: WatchOpts) => watch(opts));
 }
@@ -51,7 +53,7 @@ async function watch(opts: WatchOpts): Promise<void> {
   const draw = () => {
     drawTimer = undefined;
     lastDraw = Date.now();
-    const lines = renderWatch(mirror, { now: Date.now(), columns: out.columns ?? 120, rows: tty ? (out.rows ?? 40) : 100_000, connected, url, color: tty });
+    const lines = renderWatch(mirror, { now: Date.now(), columns: out.columns ?? 120, rows: tty ? (out.rows ?? 40) : 100_000, connected, url, color: tty, shelf: opts.shelf });
     if (tty) out.write(`\x1b[H${lines.join("\x1b[K\n")}\x1b[K\x1b[J`);
     else out.write(`${lines.join("\n")}\n\n`);
   };
@@ -66,12 +68,13 @@ async function watch(opts: WatchOpts): Promise<void> {
   mirror.on("update", (u: FeedUpdate) => {
     if (!opts.json) return scheduleDraw();
     if (u.kind === "snapshot") {
-      line({ type: "snapshot", fleet: mirror.fleet, timeMs: Date.now(), fleetStatus: u.fleetStatus && v1.FleetStatus.toObject(u.fleetStatus, { defaults: true }), pis: u.pis.map(piStatusJson), events: u.events.map(fleetEventJson) });
+      line({ type: "snapshot", fleet: mirror.fleet, timeMs: Date.now(), fleetStatus: u.fleetStatus && v1.FleetStatus.toObject(u.fleetStatus, { defaults: true }), pis: u.pis.filter((p) => onShelf(p, opts.shelf)).map(piStatusJson), events: u.events.map(fleetEventJson) });
       return;
     }
     for (const e of u.events) line({ type: "event", ...fleetEventJson(e) });
-    if (u.pis.length || u.fleetStatus) {
-      line({ type: "delta", timeMs: Date.now(), pis: u.pis.map(piStatusJson), ...(u.fleetStatus ? { fleetStatus: v1.FleetStatus.toObject(u.fleetStatus, { defaults: true }) } : {}) });
+    const pis = u.pis.filter((p) => onShelf(p, opts.shelf));
+    if (pis.length || u.fleetStatus) {
+      line({ type: "delta", timeMs: Date.now(), pis: pis.map(piStatusJson), ...(u.fleetStatus ? { fleetStatus: v1.FleetStatus.toObject(u.fleetStatus, { defaults: true }) } : {}) });
     }
   });
 

@@ -60,6 +60,8 @@ export function demoShelvesFleet(opts: { pis: number; snmpPorts: number[]; commu
         trunkPort: n + 1,
         poe: { driver: "rfc3621" as const, group: 1, dwellSeconds: opts.dwellSeconds ?? 2 },
       },
+      // Each shelf's trunk arrives on its own fileserver port.
+      fileserver: { trunkInterface: `eth${k}` },
       private: { range: demoRange(n, k), firstVlan: 10 },
       pis: Array.from({ length: n }, (_, i) => ({ name: demoPiName(count, k, i), port: i + 1 })),
     })),

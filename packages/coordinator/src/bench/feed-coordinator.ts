@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The coordinator under test in the feed benchmark, in its own process:
-//   node dist/bench/feed-coordinator.js --db FILE --pis N
+//   node dist/bench/feed-coordinator.js --db FILE --pis N [--shelves S]
 // A fleet file cannot plan 10,000 Pis (one trunk carries at most 4093 private VLANs), so the
 // desired state is given directly: pi00001…piNNNNN on ports 1…N. Prints {"port": P} once listening.
 import { parseArgs } from "node:util";
@@ -9,11 +9,15 @@ import { Coordinator } from "../coordinator.js";
 import { SqliteStore } from "../store/sqlite.js";
 import { benchPiName } from "./names.js";
 
-const { values } = parseArgs({ options: { db: { type: "string" }, pis: { type: "string" }, port: { type: "string", default: "0" } } });
+const { values } = parseArgs({ options: { db: { type: "string" }, pis: { type: "string" }, shelves: { type: "string", default: "1" }, port: { type: "string", default: "0" } } });
 const n = Number(values.pis);
+// With --shelves S the Pis are spread over S shelves (ports 1… on each, as on real switches),
+// so the feed carries per-shelf counts and every status its shelf.
+const shelves = Math.max(1, Number(values.shelves));
+const perShelf = Math.ceil(n / shelves);
 const store = new SqliteStore(values.db!);
 const coordinator = new Coordinator({
-  desired: { fleet: "bench", pis: Array.from({ length: n }, (_, i) => ({ name: benchPiName(i), port: i + 1 })) },
+  desired: { fleet: "bench", pis: Array.from({ length: n }, (_, i) => (shelves > 1 ? { name: benchPiName(i), port: (i % perShelf) + 1, shelf: `shelf${Math.floor(i / perShelf) + 1}` } : { name: benchPiName(i), port: i + 1 })) },
   store,
   listen: { host: "127.0.0.1", port: Number(values.port) },
   logger: createLogger("coordinator", { level: "warn" }),

@@ -105,7 +105,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function benchFleet(n: number): Promise<BenchRow[]> {
+async function benchFleet(n: number, shelves = 1): Promise<BenchRow[]> {
   const dir = mkdtempSync(path.join(tmpdir(), "pifleet-bench-feed-"));
   const db = path.join(dir, "coordinator.db");
   const children: Child[] = [];
@@ -123,7 +123,7 @@ async function benchFleet(n: number): Promise<BenchRow[]> {
 
     // PIFLEET_BENCH_COORD_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof --trace-gc": profile the coordinator alone.
     const coordFlags = (process.env.PIFLEET_BENCH_COORD_FLAGS ?? "").split(" ").filter(Boolean);
-    const coord = child([path.join(here, "feed-coordinator.js"), "--db", db, "--pis", String(n)], coordFlags);
+    const coord = child([path.join(here, "feed-coordinator.js"), "--db", db, "--pis", String(n), "--shelves", String(shelves)], coordFlags);
     children.push(coord);
     const { port } = JSON.parse(await coord.waitLine((l) => l.startsWith("{"), 30_000)) as { port: number };
     const sim = child([path.join(here, "../sim/main.js"), "--url", `ws://127.0.0.1:${port}/agent`, "--credentials", path.join(dir, "creds.json"), "--interval", "1000", "--concurrency", "256"]);
@@ -191,7 +191,8 @@ async function benchFleet(n: number): Promise<BenchRow[]> {
     const loopMax = Number(/^pifleet_event_loop_delay_seconds\{quantile="1"\} ([\d.e-]+)$/m.exec(metrics)?.[1] ?? NaN) * 1000;
     latencies.sort((a, b) => a - b);
     const rate = latencies.length / elapsed;
-    const label = `feed, ${n.toLocaleString("en")} agents @ 1 Hz`;
+    // Same figures with the Pis spread over shelves: what grouping the feed by shelf costs.
+    const label = `feed, ${n.toLocaleString("en")} agents${shelves > 1 ? ` on ${shelves} shelves` : ""} @ 1 Hz`;
     if (disconnects) process.stderr.write(`bench watcher: ${disconnects} disconnects, ${total} frames\n`);
     const note = `${Math.round(rate)} reports/s reached the watcher in ${Math.round(frames / elapsed)} frames/s; agents connected in ${(ready.ms / 1000).toFixed(1)} s; CPU: sim process ${simCpu.toFixed(0)} %, watcher ${watcherCpu.toFixed(0)} %; ${refused} refusals; machine CPU pressure ${cpuPressure()}`;
     // Issue 13's goals are for the 10,000-agent fleet.
@@ -233,7 +234,8 @@ export async function run(): Promise<BenchRow[]> {
   const frame = encodeEnvelope({ seq: 3600, piSample: enc.encode(next).sample }).byteLength;
   const old = encodeEnvelope({ seq: 3600, piReport: next }).byteLength;
   const rows: BenchRow[] = [{ name: "one simulated Pi report frame (Envelope{PiSample})", value: frame, unit: "bytes", goal: `≤ 128 B: ${frame <= 128 ? "met" : "MISSED"}`, note: `the simulator's reading (3 interfaces, 256-slot scoreboard); as a v1 PiReport ${old} bytes` }];
-  const sizes = (process.env.PIFLEET_BENCH_FEED_SIZES ?? "1000,10000").split(",").map(Number);
-  for (const n of sizes) rows.push(...(await benchFleet(n)));
+  // "N" or "NxS" (N agents on S shelves of at most 96): PIFLEET_BENCH_FEED_SIZES=10000x105 runs that row alone.
+  const sizes = (process.env.PIFLEET_BENCH_FEED_SIZES ?? "1000,10000,10000x105").split(",").map((s) => s.split("x").map(Number));
+  for (const [n, shelves] of sizes) rows.push(...(await benchFleet(n, shelves ?? 1)));
   return rows;
 }
