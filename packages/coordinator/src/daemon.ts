@@ -5,6 +5,7 @@ import { Coordinator } from "./coordinator.js";
 import { desiredFromPlan } from "./desired.js";
 import { SqliteStore } from "./store/sqlite.js";
 import { startRemediation, type Remediation } from "./remediation.js";
+import { openHaBackend } from "./ha/registry.js";
 
 /**
  * Runs the coordinator as a service: READY=1 once listening, WATCHDOG=1 while the event loop
@@ -26,14 +27,40 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
     store.close();
     throw err;
   }
-  // Before READY: open power intents from a previous run are finished first (ports back on).
+  const ha = openHaBackend({ ha: config.ha, store, fleet: desired.fleet, logger });
+  // A single coordinator's feed is as it was: the HA fields stay empty.
+  const showHa = () => {
+    if (ha.kind !== "single") coordinator.fleet.setHaStatus({ leader: ha.leader() ?? "", coordinator: ha.name, storeHealthy: ha.healthy(), backend: ha.kind });
+  };
+  showHa();
+  const haStatus = setInterval(showHa, 500);
+  haStatus.unref();
   let remediation: Remediation | undefined;
-  try {
-    remediation = await startRemediation({ coordinator, fleet, plan: planned, recovery: config.recovery, switchEnabled: config.switch.enabled, loadBalancer: config.loadBalancer, logger });
-  } catch (err) {
-    logger.error({ err: (err as Error).message }, "recovery engine not started");
-    coordinator.audit({ kind: "recovery", subject: "fleet", message: `recovery engine not started: ${(err as Error).message}`, actor: "coordinator" });
-  }
+  let stopping = false;
+  // Only the leader drives switches, the load balancer and recovery; every coordinator serves
+  // agents and watchers. The single backend leads at once, so this runs before READY as it did:
+  // open power intents from a previous run are finished first (ports back on).
+  const lead = async (): Promise<void> => {
+    await ha.start();
+    if (stopping) return;
+    if (ha.kind !== "single") coordinator.audit({ kind: "recovery", subject: "fleet", message: `${ha.name} leads: it drives the switch, the load balancer and recovery`, actor: "coordinator", fields: { coordinator: ha.name } });
+    try {
+      remediation = await startRemediation({ coordinator, fleet, plan: planned, recovery: config.recovery, switchEnabled: config.switch.enabled, loadBalancer: config.loadBalancer, logger, ha });
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, "recovery engine not started");
+      coordinator.audit({ kind: "recovery", subject: "fleet", message: `recovery engine not started: ${(err as Error).message}`, actor: "coordinator" });
+    }
+  };
+  ha.onLost((reason) => {
+    coordinator.audit({ kind: "recovery", subject: "fleet", message: `${ha.name} stepped down (${reason}): recovery paused here, no power action until a leader is elected`, actor: "coordinator", fields: { coordinator: ha.name } });
+    const r = remediation;
+    remediation = undefined;
+    void Promise.resolve(r?.stop())
+      .catch((err: Error) => logger.error({ err: err.message }, "error while stepping down"))
+      .then(() => (stopping ? undefined : lead()));
+  });
+  if (ha.kind === "single") await lead();
+  else void lead();
   await notifier.ready(`serving ${desired.pis.length} Pis of ${desired.fleet} on port ${addr.port}`);
 
   // A loop stuck for seconds must not be reported alive: systemd's watchdog then restarts us.
@@ -48,7 +75,6 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
   });
 
   await new Promise<void>((resolve) => {
-    let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
@@ -56,7 +82,9 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
       void notifier.stopping();
       stopWatchdog();
       lag.disable();
+      clearInterval(haStatus);
       Promise.resolve(remediation?.stop())
+        .then(() => ha.stop())
         .then(() => coordinator.stop())
         .catch((err: Error) => logger.error({ err: err.message }, "error while stopping"))
         .finally(() => {

@@ -5,6 +5,8 @@ import { driverForFleet, type LoadBalancerDriver } from "@pifleet/lb";
 import { RecoveryEngine, DEFAULT_RECOVERY_CONFIG, type FileserverPort, type LoadBalancerPort, type PowerPort, type RecoveryConfig } from "@pifleet/recovery";
 import { openSwitch, switchResourceFromFleet, type SwitchHandle } from "@pifleet/switch";
 import type { Coordinator } from "./coordinator.js";
+import type { HaBackend } from "./ha/backend.js";
+import { singleBackend } from "./ha/single.js";
 
 const ms = z.int().min(0).max(86_400_000);
 
@@ -54,8 +56,11 @@ export async function startRemediation(opts: {
   switchEnabled: boolean;
   loadBalancer: { enabled: boolean; sync: boolean };
   logger: Logger;
+  /** Who may act; every act is fenced by it before it is carried out (default: single, no fence). */
+  ha?: HaBackend;
 }): Promise<Remediation | undefined> {
   const { coordinator: c, fleet, logger } = opts;
+  const ha = opts.ha ?? singleBackend(c.store);
   let sw: SwitchHandle | undefined;
   let lb: LoadBalancerDriver | undefined;
   if (opts.switchEnabled) sw = openSwitch(switchResourceFromFleet(fleet));
@@ -63,6 +68,7 @@ export async function startRemediation(opts: {
     lb = driverForFleet(fleet);
     if (opts.loadBalancer.sync) {
       try {
+        await ha.fence("load balancer sync");
         const r = await lb.sync(opts.plan.loadBalancer.servers);
         c.audit({ kind: "lb", subject: fleet.loadBalancer.backend, message: `servers synced: ${r.added.length} added, ${r.updated.length} updated, ${r.removed.length} removed`, actor: "coordinator" });
       } catch (err) {
@@ -77,11 +83,25 @@ export async function startRemediation(opts: {
     return undefined;
   }
 
+  // The fence comes first: a refused fence (deposed leader, etcd without quorum) means the switch
+  // is not touched at all; the error reaches the engine like a switch that did not answer.
   const power: PowerPort = {
-    set: (port, on) => sw!.power.powerSet(port, on),
+    async set(port, on) {
+      await ha.fence(`power ${on ? "on" : "off"} port ${port}`);
+      await sw!.power.powerSet(port, on);
+    },
     get: (port) => sw!.power.powerGet(port),
   };
-  const balancer: LoadBalancerPort | undefined = lb && { drain: (pi) => lb!.drain(pi), ready: (pi) => lb!.ready(pi) };
+  const balancer: LoadBalancerPort | undefined = lb && {
+    async drain(pi) {
+      await ha.fence(`drain ${pi}`);
+      await lb!.drain(pi);
+    },
+    async ready(pi) {
+      await ha.fence(`ready ${pi}`);
+      await lb!.ready(pi);
+    },
+  };
   const fileserver: FileserverPort = {
     healthy: () => c.fileserverHealthy(),
     async rebuild(pi) {
@@ -103,12 +123,7 @@ export async function startRemediation(opts: {
     power,
     lb: balancer,
     fileserver,
-    intents: {
-      openIntent: (pi, port, reason) => c.store.openIntent(pi, port, reason, "cycle"),
-      closeIntent: (id, outcome, note) => c.store.closeIntent(id, outcome, note),
-      openIntents: () => c.store.openIntents().map((i) => ({ id: i.id, pi: i.pi, port: i.port, reason: i.reason, createdMs: i.createdMs, offMs: i.offMs ?? undefined })),
-      markOff: (id, atMs) => c.store.intentOff(id, atMs),
-    },
+    intents: ha.intents,
     credentials: {
       refused: (pi) => c.fleet.credentialsRefused(pi),
       clear: (pi, actor) => void c.fleet.clearCredentialsRefused(pi, `released by ${actor}`, actor),
@@ -120,7 +135,9 @@ export async function startRemediation(opts: {
     audit: (e) => {
       // The gateway already records every operator request with its outcome and the operator's role.
       if (e.kind === "operator") return;
-      c.audit({ kind: e.kind, subject: e.subject, message: e.message, actor: e.actor ?? "recovery", fields: e.fields });
+      // With several coordinators, each event says whose step it was (their logs are merged by time).
+      const fields = ha.kind === "single" ? e.fields : { ...e.fields, coordinator: ha.name };
+      c.audit({ kind: e.kind, subject: e.subject, message: e.message, actor: e.actor ?? "recovery", fields });
     },
     logger: logger.child({ part: "recovery" }),
     config,

@@ -3283,6 +3283,18 @@ export namespace pifleet {
             /** FleetStatus pisHealthy. */
             pisHealthy: number;
 
+            /** FleetStatus leader. */
+            leader: string;
+
+            /** FleetStatus coordinator. */
+            coordinator: string;
+
+            /** FleetStatus storeHealthy. */
+            storeHealthy: boolean;
+
+            /** FleetStatus haBackend. */
+            haBackend: string;
+
             /**
              * Creates a new FleetStatus instance using the specified properties.
              * @param [properties] Properties to set
@@ -3384,6 +3396,18 @@ export namespace pifleet {
 
                 /** FleetStatus pisHealthy */
                 pisHealthy?: (number|null);
+
+                /** FleetStatus leader */
+                leader?: (string|null);
+
+                /** FleetStatus coordinator */
+                coordinator?: (string|null);
+
+                /** FleetStatus storeHealthy */
+                storeHealthy?: (boolean|null);
+
+                /** FleetStatus haBackend */
+                haBackend?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -10700,6 +10700,10 @@ export const pifleet = $root.pifleet = (() => {
              * @property {number|null} [activeRemediations] FleetStatus activeRemediations
              * @property {number|null} [pisTotal] FleetStatus pisTotal
              * @property {number|null} [pisHealthy] FleetStatus pisHealthy
+             * @property {string|null} [leader] FleetStatus leader
+             * @property {string|null} [coordinator] FleetStatus coordinator
+             * @property {boolean|null} [storeHealthy] FleetStatus storeHealthy
+             * @property {string|null} [haBackend] FleetStatus haBackend
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -10780,6 +10784,38 @@ export const pifleet = $root.pifleet = (() => {
             FleetStatus.prototype.pisHealthy = 0;
 
             /**
+             * FleetStatus leader.
+             * @member {string} leader
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.leader = "";
+
+            /**
+             * FleetStatus coordinator.
+             * @member {string} coordinator
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.coordinator = "";
+
+            /**
+             * FleetStatus storeHealthy.
+             * @member {boolean} storeHealthy
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.storeHealthy = false;
+
+            /**
+             * FleetStatus haBackend.
+             * @member {string} haBackend
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.haBackend = "";
+
+            /**
              * Creates a new FleetStatus instance using the specified properties.
              * @function create
              * @memberof pifleet.v1.FleetStatus
@@ -10823,6 +10859,14 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 5, wireType 0 =*/40).uint32(m.pisTotal);
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy") && m.pisHealthy !== 0)
                     w.uint32(/* id 6, wireType 0 =*/48).uint32(m.pisHealthy);
+                if (m.leader != null && $Object.hasOwnProperty.call(m, "leader") && m.leader !== "")
+                    w.uint32(/* id 10, wireType 2 =*/82).string(m.leader);
+                if (m.coordinator != null && $Object.hasOwnProperty.call(m, "coordinator") && m.coordinator !== "")
+                    w.uint32(/* id 11, wireType 2 =*/90).string(m.coordinator);
+                if (m.storeHealthy != null && $Object.hasOwnProperty.call(m, "storeHealthy") && m.storeHealthy !== false)
+                    w.uint32(/* id 12, wireType 0 =*/96).bool(m.storeHealthy);
+                if (m.haBackend != null && $Object.hasOwnProperty.call(m, "haBackend") && m.haBackend !== "")
+                    w.uint32(/* id 13, wireType 2 =*/106).string(m.haBackend);
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -10934,6 +10978,42 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.pisHealthy;
                             continue;
                         }
+                    case 10: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.leader = v;
+                            else
+                                delete m.leader;
+                            continue;
+                        }
+                    case 11: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.coordinator = v;
+                            else
+                                delete m.coordinator;
+                            continue;
+                        }
+                    case 12: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.storeHealthy = v;
+                            else
+                                delete m.storeHealthy;
+                            continue;
+                        }
+                    case 13: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.haBackend = v;
+                            else
+                                delete m.haBackend;
+                            continue;
+                        }
                     }
                     r.skipType(u, q, t);
                     if (!r.discardUnknown) {
@@ -11006,6 +11086,22 @@ export const pifleet = $root.pifleet = (() => {
                     if (!$util.isInteger(m.pisHealthy))
                         return "pisHealthy: integer expected";
                 }
+                if (m.leader != null && $Object.hasOwnProperty.call(m, "leader")) {
+                    if (!$util.isString(m.leader))
+                        return "leader: string expected";
+                }
+                if (m.coordinator != null && $Object.hasOwnProperty.call(m, "coordinator")) {
+                    if (!$util.isString(m.coordinator))
+                        return "coordinator: string expected";
+                }
+                if (m.storeHealthy != null && $Object.hasOwnProperty.call(m, "storeHealthy")) {
+                    if (typeof m.storeHealthy !== "boolean")
+                        return "storeHealthy: boolean expected";
+                }
+                if (m.haBackend != null && $Object.hasOwnProperty.call(m, "haBackend")) {
+                    if (!$util.isString(m.haBackend))
+                        return "haBackend: string expected";
+                }
                 return null;
             };
 
@@ -11057,6 +11153,26 @@ export const pifleet = $root.pifleet = (() => {
                         m.pisHealthy = d.pisHealthy >>> 0;
                     }
                 }
+                if (d.leader != null) {
+                    if (typeof d.leader !== "string" || d.leader.length) {
+                        m.leader = $String(d.leader);
+                    }
+                }
+                if (d.coordinator != null) {
+                    if (typeof d.coordinator !== "string" || d.coordinator.length) {
+                        m.coordinator = $String(d.coordinator);
+                    }
+                }
+                if (d.storeHealthy != null) {
+                    if (d.storeHealthy) {
+                        m.storeHealthy = $Boolean(d.storeHealthy);
+                    }
+                }
+                if (d.haBackend != null) {
+                    if (typeof d.haBackend !== "string" || d.haBackend.length) {
+                        m.haBackend = $String(d.haBackend);
+                    }
+                }
                 return m;
             };
 
@@ -11084,6 +11200,10 @@ export const pifleet = $root.pifleet = (() => {
                     d.activeRemediations = 0;
                     d.pisTotal = 0;
                     d.pisHealthy = 0;
+                    d.leader = "";
+                    d.coordinator = "";
+                    d.storeHealthy = false;
+                    d.haBackend = "";
                 }
                 if (m.alarm != null && $Object.hasOwnProperty.call(m, "alarm")) {
                     d.alarm = m.alarm;
@@ -11102,6 +11222,18 @@ export const pifleet = $root.pifleet = (() => {
                 }
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy")) {
                     d.pisHealthy = m.pisHealthy;
+                }
+                if (m.leader != null && $Object.hasOwnProperty.call(m, "leader")) {
+                    d.leader = m.leader;
+                }
+                if (m.coordinator != null && $Object.hasOwnProperty.call(m, "coordinator")) {
+                    d.coordinator = m.coordinator;
+                }
+                if (m.storeHealthy != null && $Object.hasOwnProperty.call(m, "storeHealthy")) {
+                    d.storeHealthy = m.storeHealthy;
+                }
+                if (m.haBackend != null && $Object.hasOwnProperty.call(m, "haBackend")) {
+                    d.haBackend = m.haBackend;
                 }
                 return d;
             };
