@@ -30,7 +30,15 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
   const ha = openHaBackend({ ha: config.ha, store, fleet: desired.fleet, logger });
   // A single coordinator's feed is as it was: the HA fields stay empty.
   const showHa = () => {
-    if (ha.kind !== "single") coordinator.fleet.setHaStatus({ leader: ha.leader() ?? "", coordinator: ha.name, storeHealthy: ha.healthy(), backend: ha.kind });
+    if (ha.kind === "single") return;
+    coordinator.fleet.setHaStatus({ leader: ha.leader() ?? "", coordinator: ha.name, storeHealthy: ha.healthy(), backend: ha.kind });
+    // Reports stay here; verdicts on the agents connected here are shared with the leader.
+    const view: Record<string, string> = {};
+    for (const name of coordinator.connectedAgents()) {
+      if (name === planned.fileservers[0]?.name) view.fileserver = coordinator.fileserverHealthy() ? "healthy" : "down";
+      else if (coordinator.fleet.pis.has(name)) view[name] = coordinator.health(name);
+    }
+    ha.shareView(view);
   };
   showHa();
   const haStatus = setInterval(showHa, 500);

@@ -102,8 +102,10 @@ export async function startRemediation(opts: {
       await lb!.ready(pi);
     },
   };
+  // A Pi (or the fileserver) connected to another coordinator is judged by that one's verdict.
+  const local = () => new Set(c.connectedAgents());
   const fileserver: FileserverPort = {
-    healthy: () => c.fileserverHealthy(),
+    healthy: () => c.fileserverHealthy() || (!local().has(opts.plan.fileservers[0].name) && ha.peerVerdict("fileserver")?.health === "healthy"),
     async rebuild(pi) {
       const fsName = opts.plan.fileservers[0].name;
       // The port is verified off before this is sent, so the agent may replace the root.
@@ -128,7 +130,10 @@ export async function startRemediation(opts: {
       refused: (pi) => c.fleet.credentialsRefused(pi),
       clear: (pi, actor) => void c.fleet.clearCredentialsRefused(pi, `released by ${actor}`, actor),
     },
-    health: (pi) => c.health(pi),
+    health: (pi) => {
+      if (ha.kind === "single" || local().has(pi)) return c.health(pi);
+      return (ha.peerVerdict(pi)?.health as ReturnType<typeof c.health> | undefined) ?? c.health(pi);
+    },
     setState: (pi, state, reason) => c.setRecoveryState(pi, state, reason),
     setHeld: (pi, held) => c.fleet.setHeld(pi, held),
     setAttempts: (pi, n) => c.fleet.setAttempts(pi, n),

@@ -24,6 +24,13 @@ export interface HaBackend {
   fence(act: string): Promise<void>;
   /** The power intents recovery opens and closes (durable before the port is touched). */
   intents: IntentStore;
+  /**
+   * Verdicts shared between coordinators: each publishes what it judges of the agents connected
+   * to it (reports stay local), and the leader reads the others' for Pis not connected to it.
+   */
+  shareView(view: PeerView): void;
+  /** The freshest verdict another live coordinator published for `subject`, if any. */
+  peerVerdict(subject: string): { health: string; coordinator: string } | undefined;
   /** Called once when leadership is lost (lease expired, fence refused, store unreachable). */
   onLost(cb: (reason: string) => void): void;
   stop(): Promise<void>;
@@ -36,3 +43,6 @@ export class FencedError extends Error {
     this.name = "FencedError";
   }
 }
+
+/** subject (Pi name, or "fileserver") → verdict ("healthy", "suspect", "down", "unknown"). */
+export type PeerView = Record<string, string>;

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Etcd3, type IOptions, type Lease } from "etcd3";
 import type { Logger } from "@pifleet/core";
 import type { IntentStore, OpenIntent } from "@pifleet/recovery";
-import { FencedError, type HaBackend } from "./backend.js";
+import { FencedError, type HaBackend, type PeerView } from "./backend.js";
 
 export interface EtcdHaOptions {
   endpoints: string[];
@@ -45,6 +45,8 @@ export class EtcdBackend implements HaBackend {
   private nextId = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  private viewLease: Lease | undefined;
+  private peers = new Map<string, { view: PeerView; publishedMs: number }>();
 
   constructor(private readonly opts: EtcdHaOptions) {
     this.name = opts.name;
@@ -69,6 +71,13 @@ export class EtcdBackend implements HaBackend {
       try {
         const v = await this.timed(this.client.get(this.leaderKey).string(), "read the leader");
         this.currentLeader = v ?? undefined;
+        const views = await this.timed(this.client.getAll().prefix(`${this.prefix}views/`).strings(), "read the peers' views");
+        const peers = new Map<string, { view: PeerView; publishedMs: number }>();
+        for (const [k, text] of Object.entries(views)) {
+          const name = k.slice(`${this.prefix}views/`.length);
+          if (name !== this.name) peers.set(name, JSON.parse(text) as { view: PeerView; publishedMs: number });
+        }
+        this.peers = peers;
         this.lastOkMs = Date.now();
       } catch {
         /* healthy() says so */
@@ -192,6 +201,35 @@ export class EtcdBackend implements HaBackend {
     this.lostCbs.push(cb);
   }
 
+  shareView(view: PeerView): void {
+    if (this.stopped) return;
+    // Under its own lease: a dead coordinator's view vanishes with it.
+    if (!this.viewLease || this.viewLease.revoked()) {
+      const lease = this.client.lease(this.opts.leaseTtlS, { autoKeepAlive: true });
+      lease.on("lost", () => {
+        if (this.viewLease === lease) this.viewLease = undefined;
+      });
+      this.viewLease = lease;
+    }
+    this.viewLease
+      .put(`${this.prefix}views/${this.name}`)
+      .value(JSON.stringify({ view, publishedMs: Date.now() }))
+      .catch(() => {});
+  }
+
+  peerVerdict(subject: string): { health: string; coordinator: string } | undefined {
+    // A view not refreshed for two lease TTLs is stale (a frozen coordinator's): not believed.
+    const fresh = Date.now() - 2 * this.opts.leaseTtlS * 1000;
+    let best: { health: string; coordinator: string } | undefined;
+    for (const [name, p] of this.peers) {
+      const h = p.view[subject];
+      if (h === undefined || p.publishedMs < fresh) continue;
+      // A Pi can be connected to one coordinator only; "healthy" anywhere wins over "unknown".
+      if (!best || (best.health !== "healthy" && h === "healthy")) best = { health: h, coordinator: name };
+    }
+    return best;
+  }
+
   /** Intent changes are queued and go out with the next fenced act (or soon after). */
   private queue(id: number, intent: OpenIntent | null): void {
     this.queued.set(`${this.prefix}intents/${String(id).padStart(16, "0")}`, intent && JSON.stringify(intent));
@@ -231,6 +269,7 @@ export class EtcdBackend implements HaBackend {
     const lease = this.lease;
     this.leading = false;
     if (lease) await lease.revoke().catch(() => {});
+    if (this.viewLease) await this.viewLease.revoke().catch(() => {});
     this.client.close();
   }
 }

@@ -19,6 +19,8 @@ export function singleBackend(store: Store, name = "coordinator"): HaBackend {
     healthy: () => true,
     fence: async () => {},
     intents,
+    shareView: () => {},
+    peerVerdict: () => undefined,
     onLost: () => {},
     stop: async () => {},
   };
