@@ -12,6 +12,12 @@ export interface FleetClientOptions {
   url: string;
   /** Further coordinators (high availability): after a failed or lost connection the next is tried. */
   urls?: string[];
+  /**
+   * With several coordinators: a connection whose coordinator has not answered a WebSocket ping
+   * for this long is dropped and the next coordinator tried (a frozen coordinator keeps its TCP
+   * connections open). Default 3000; one coordinator: no pings, as before.
+   */
+  livenessMs?: number;
   role: v1.Role;
   identity: string;
   /** Agents: the secret issued by `pifleet enroll`. */
@@ -58,6 +64,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   private readonly key;
   private readonly urls: string[];
   private urlIndex = 0;
+  private liveness: NodeJS.Timeout | undefined;
   dropped = 0;
   /** What the coordinator's last HelloAck said: it takes PiSample (a coordinator before 0.2 does not). */
   acceptsSamples = false;
@@ -90,6 +97,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.liveness);
     const ws = this.ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
@@ -131,6 +139,23 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     });
     this.ws = ws;
     ws.binaryType = "nodebuffer";
+    clearInterval(this.liveness);
+    if (this.urls.length > 1) {
+      const limit = this.opts.livenessMs ?? 3000;
+      let lastPong = Date.now();
+      ws.on("pong", () => (lastPong = Date.now()));
+      ws.on("open", () => (lastPong = Date.now()));
+      this.liveness = setInterval(() => {
+        if (ws.readyState !== WebSocket.OPEN) return;
+        if (Date.now() - lastPong > limit) {
+          this.opts.logger?.warn({ url: this.url, silentMs: Date.now() - lastPong }, "coordinator does not answer; trying the next");
+          ws.terminate();
+          return;
+        }
+        ws.ping();
+      }, Math.max(100, Math.floor(limit / 3)));
+      this.liveness.unref?.();
+    }
     ws.on("message", (data: Buffer, isBinary) => this.onFrame(ws, data, isBinary));
     ws.on("error", (err) => this.opts.logger?.debug({ err: err.message, url: this.url }, "connection error"));
     ws.on("close", (code, reason) => {
