@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SqliteStore, type EventRecord } from "@pifleet/coordinator";
-import { startEtcdCluster, type EtcdCluster } from "./helpers/etcd.js";
+import { startEtcdCluster, type EtcdCluster } from "../../packages/coordinator/src/ha/etcd-cluster.js";
 import { startShelf, type Shelf } from "./helpers/shelf.js";
 
 // Three coordinators elect a leader on a real three-member etcd cluster (loopback, started here).

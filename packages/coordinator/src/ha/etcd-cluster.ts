@@ -15,7 +15,7 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
-/** A real three-member etcd cluster (Debian's etcd-server) on loopback, data in `dir`. */
+/** A real three-member etcd cluster (Debian's etcd-server) on loopback, data in `dir`: for tests and benches only. */
 export async function startEtcdCluster(dir: string, size = 3): Promise<EtcdCluster> {
   const ports = await freePorts(2 * size);
   const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
