@@ -5,6 +5,7 @@ import { z } from "zod";
 import { FleetError, formatPath, type FieldIssue } from "@pifleet/core";
 import { MAX_FRAME_BYTES } from "@pifleet/proto";
 import { LoadBalancerSectionSchema, RecoverySectionSchema, SwitchSectionSchema, type RecoverySection } from "./remediation.js";
+import { HaSectionSchema, type HaSection } from "./ha/config.js";
 import { resolveRetention, RetentionSectionSchema, type RetentionSettings } from "./retention.js";
 
 /** Tunables of a running coordinator; every one has a default. */
@@ -86,6 +87,8 @@ export interface CoordinatorConfig {
   retention: RetentionSettings;
   switch: { enabled: boolean };
   loadBalancer: { enabled: boolean; sync: boolean };
+  /** High availability on etcd; undefined: one coordinator on SQLite. */
+  ha?: HaSection;
 }
 
 const ms = (min: number, max: number) => z.int().min(min).max(max);
@@ -135,6 +138,8 @@ export const CoordinatorConfigSchema = z
     switch: SwitchSectionSchema,
     /** Drive the fleet file's load balancer; `sync: false` when its servers are in its own config. */
     loadBalancer: LoadBalancerSectionSchema,
+    /** Several coordinators, one leader elected on etcd (see docs/ha.md). */
+    ha: HaSectionSchema,
   })
   .superRefine((c, ctx) => {
     const suspect = c.suspectAfterMs ?? 2 * c.reportIntervalMs;
@@ -200,6 +205,7 @@ export function parseCoordinatorConfig(text: string, file: string): CoordinatorC
     recovery: c.recovery,
     switch: c.switch,
     loadBalancer: c.loadBalancer,
+    ...(c.ha ? { ha: { ...c.ha, etcd: c.ha.etcd && { ...c.ha.etcd, tls: c.ha.etcd.tls && Object.fromEntries(Object.entries(c.ha.etcd.tls).map(([k, v]) => [k, abs(v)])) } } } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { Coordinator } from "./coordinator.js";
 import { changed, describeChanges, fleetChanges, loadPlannedFleet, type LoadedFleet } from "./reload.js";
 import { SqliteStore } from "./store/sqlite.js";
 import { startRemediation, type Remediation } from "./remediation.js";
+import { openHaBackend } from "./ha/registry.js";
 
 /**
  * Runs the coordinator as a service: READY=1 once listening, WATCHDOG=1 while the event loop
@@ -14,7 +15,7 @@ import { startRemediation, type Remediation } from "./remediation.js";
 export async function runCoordinatorDaemon(configFile: string, logger: Logger = createLogger("coordinator")): Promise<void> {
   const config = loadCoordinatorConfig(configFile);
   let current: LoadedFleet = loadPlannedFleet(config.fleet);
-  const { fleet, plan: planned, desired } = current;
+  const { plan: planned, desired } = current;
   const store = new SqliteStore(config.database);
   const coordinator = new Coordinator({ desired, store, settings: config.settings, listen: config.listen, tls: config.tls, staticDir: config.staticDir, retention: config.retention, logger });
   const notifier = createNotifier();
@@ -25,14 +26,53 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
     store.close();
     throw err;
   }
-  // Before READY: open power intents from a previous run are finished first (ports back on).
+  const ha = openHaBackend({ ha: config.ha, store, fleet: desired.fleet, logger });
+  // A single coordinator's feed is as it was: the HA fields stay empty.
+  const showHa = () => {
+    if (ha.kind === "single") return;
+    coordinator.fleet.setHaStatus({ leader: ha.leader() ?? "", coordinator: ha.name, storeHealthy: ha.healthy(), backend: ha.kind });
+    // Reports stay here; verdicts on the agents connected here are shared with the leader.
+    const view: Record<string, string> = {};
+    for (const name of coordinator.connectedAgents()) {
+      if (name === planned.fileservers[0]?.name) view.fileserver = coordinator.fileserverHealthy() ? "healthy" : "down";
+      else if (coordinator.fleet.pis.has(name)) view[name] = coordinator.health(name);
+    }
+    ha.shareView(view);
+  };
+  showHa();
+  const haStatus = setInterval(showHa, 500);
+  haStatus.unref();
   let remediation: Remediation | undefined;
-  try {
-    remediation = await startRemediation({ coordinator, fleet, plan: planned, recovery: config.recovery, switchEnabled: config.switch.enabled, loadBalancer: config.loadBalancer, logger });
-  } catch (err) {
-    logger.error({ err: (err as Error).message }, "recovery engine not started");
-    coordinator.audit({ kind: "recovery", subject: "fleet", message: `recovery engine not started: ${(err as Error).message}`, actor: "coordinator" });
-  }
+  let stopping = false;
+  /** This coordinator leads (the single backend always does): it drives switches, the LB and recovery. */
+  let leading = false;
+  // Only the leader drives switches, the load balancer and recovery; every coordinator serves
+  // agents and watchers. The single backend leads at once, so this runs before READY as it did:
+  // open power intents from a previous run are finished first (ports back on).
+  const lead = async (): Promise<void> => {
+    await ha.start();
+    if (stopping) return;
+    leading = true;
+    if (ha.kind !== "single") coordinator.audit({ kind: "recovery", subject: "fleet", message: `${ha.name} leads: it drives the switch, the load balancer and recovery`, actor: "coordinator", fields: { coordinator: ha.name } });
+    try {
+      // The plan as of now: a reload may have changed it since the start.
+      remediation = await startRemediation({ coordinator, fleet: current.fleet, plan: current.plan, recovery: config.recovery, switchEnabled: config.switch.enabled, loadBalancer: config.loadBalancer, logger, ha });
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, "recovery engine not started");
+      coordinator.audit({ kind: "recovery", subject: "fleet", message: `recovery engine not started: ${(err as Error).message}`, actor: "coordinator" });
+    }
+  };
+  ha.onLost((reason) => {
+    coordinator.audit({ kind: "recovery", subject: "fleet", message: `${ha.name} stepped down (${reason}): recovery paused here, no power action until a leader is elected`, actor: "coordinator", fields: { coordinator: ha.name } });
+    const r = remediation;
+    remediation = undefined;
+    leading = false;
+    void Promise.resolve(r?.stop())
+      .catch((err: Error) => logger.error({ err: err.message }, "error while stepping down"))
+      .then(() => (stopping ? undefined : lead()));
+  });
+  if (ha.kind === "single") await lead();
+  else void lead();
   await notifier.ready(`serving ${desired.pis.length} Pis of ${desired.fleet} on port ${addr.port}`);
 
   // A loop stuck for seconds must not be reported alive: systemd's watchdog then restarts us.
@@ -88,9 +128,10 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
     });
     // The recovery engine and the switch/LB drivers are built from the plan: started again on the
     // new one (open power intents are finished first, as at start-up; the LB is synced to the new servers).
-    try {
+    // A follower drives nothing: it takes up the new plan when it is elected.
+    if (leading) try {
       await remediation?.stop();
-      remediation = await startRemediation({ coordinator, fleet: next.fleet, plan: next.plan, recovery: config.recovery, switchEnabled: config.switch.enabled, loadBalancer: config.loadBalancer, logger });
+      remediation = await startRemediation({ coordinator, fleet: next.fleet, plan: next.plan, recovery: config.recovery, switchEnabled: config.switch.enabled, loadBalancer: config.loadBalancer, logger, ha });
     } catch (err) {
       remediation = undefined;
       logger.error({ err: (err as Error).message }, "recovery engine not restarted after reload");
@@ -104,7 +145,6 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
   process.on("SIGHUP", onHup);
 
   await new Promise<void>((resolve) => {
-    let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
@@ -113,8 +153,10 @@ export async function runCoordinatorDaemon(configFile: string, logger: Logger = 
       stopWatchdog();
       lag.disable();
       process.off("SIGHUP", onHup);
+      clearInterval(haStatus);
       reloading
         .then(() => remediation?.stop())
+        .then(() => ha.stop())
         .then(() => coordinator.stop())
         .catch((err: Error) => logger.error({ err: err.message }, "error while stopping"))
         .finally(() => {

@@ -440,6 +440,17 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
   }
 
   /** The recovery engine's fleet-wide view: alarm and active remediations. */
+  /** Who leads and whether the store answers (FleetStatus 10–13); emitted only when it changed. */
+  setHaStatus(s: { leader: string; coordinator: string; storeHealthy: boolean; backend: string }): void {
+    const f = this.fleetStatus;
+    if (f.leader === s.leader && f.coordinator === s.coordinator && f.storeHealthy === s.storeHealthy && f.haBackend === s.backend) return;
+    f.leader = s.leader;
+    f.coordinator = s.coordinator;
+    f.storeHealthy = s.storeHealthy;
+    f.haBackend = s.backend;
+    this.emit("fleetStatus", f);
+  }
+
   setRecoveryStatus(s: { alarm: boolean; alarmReason: string; active: number; shelves?: Array<{ shelf: string; alarm: boolean; alarmReason: string; paused: string }> }): void {
     const f = this.fleetStatus;
     let shelvesChanged = false;

@@ -6,6 +6,8 @@ import { RecoveryEngine, DEFAULT_RECOVERY_CONFIG, type FileserverPort, type Load
 import { openSwitch, switchResourceFromFleet, type SwitchHandle } from "@pifleet/switch";
 import type { Coordinator } from "./coordinator.js";
 import { ShelfReach } from "./shelf-reach.js";
+import type { HaBackend } from "./ha/backend.js";
+import { singleBackend } from "./ha/single.js";
 
 const ms = z.int().min(0).max(86_400_000);
 
@@ -59,11 +61,14 @@ export async function startRemediation(opts: {
   switchEnabled: boolean;
   loadBalancer: { enabled: boolean; sync: boolean };
   logger: Logger;
+  /** Who may act; every act is fenced by it before it is carried out (default: single, no fence). */
+  ha?: HaBackend;
 }): Promise<Remediation | undefined> {
   const { coordinator: c, fleet, logger } = opts;
   // One switch driver per shelf: VLAN ids and port numbers repeat across shelves, so a Pi's
   // port is only meaningful on its own shelf's switch.
   const switches = new Map<string, SwitchHandle>();
+  const ha = opts.ha ?? singleBackend(c.store);
   let lb: LoadBalancerDriver | undefined;
   if (opts.switchEnabled) for (const s of fleet.shelves) switches.set(s.name, openSwitch(switchResourceFromFleet(fleet, process.env, s.name)));
   const closeSwitches = async () => {
@@ -74,6 +79,7 @@ export async function startRemediation(opts: {
     lb = driverForFleet(fleet);
     if (opts.loadBalancer.sync) {
       try {
+        await ha.fence("load balancer sync");
         const r = await lb.sync(opts.plan.loadBalancer.servers);
         c.audit({ kind: "lb", subject: fleet.loadBalancer.backend, message: `servers synced: ${r.added.length} added, ${r.updated.length} updated, ${r.removed.length} removed`, actor: "coordinator" });
       } catch (err) {
@@ -88,12 +94,17 @@ export async function startRemediation(opts: {
     return undefined;
   }
 
-  const powerOf = (h: SwitchHandle): PowerPort => ({
-    set: (port, on) => h.power.powerSet(port, on),
+  // The fence comes first: a refused fence (deposed leader, etcd without quorum) means the switch
+  // is not touched at all; the error reaches the engine like a switch that did not answer.
+  const powerOf = (h: SwitchHandle, shelf: string): PowerPort => ({
+    async set(port, on) {
+      await ha.fence(`power ${on ? "on" : "off"} port ${port}${fleet.shelves.length > 1 ? ` of shelf ${shelf}` : ""}`);
+      await h.power.powerSet(port, on);
+    },
     get: (port) => h.power.powerGet(port),
   });
-  const power = powerOf(sw);
-  const powers = new Map([...switches].map(([name, h]) => [name, powerOf(h)]));
+  const power = powerOf(sw, fleet.shelves[0].name);
+  const powers = new Map([...switches].map(([name, h]) => [name, powerOf(h, name)]));
   // Each switch is asked on its own whether it answers; one that does not pauses its shelf only.
   const reach = new ShelfReach(
     fleet.shelves.map((s) => {
@@ -104,10 +115,21 @@ export async function startRemediation(opts: {
     { logger: logger.child({ part: "shelf-reach" }) },
   );
   reach.start();
-  const balancer: LoadBalancerPort | undefined = lb && { drain: (pi) => lb!.drain(pi), ready: (pi) => lb!.ready(pi) };
+  const balancer: LoadBalancerPort | undefined = lb && {
+    async drain(pi) {
+      await ha.fence(`drain ${pi}`);
+      await lb!.drain(pi);
+    },
+    async ready(pi) {
+      await ha.fence(`ready ${pi}`);
+      await lb!.ready(pi);
+    },
+  };
+  // A Pi (or the fileserver) connected to another coordinator is judged by that one's verdict.
+  const local = () => new Set(c.connectedAgents());
   const fileserver: FileserverPort = {
     // The fleet state tracks one fileserver agent today; every shelf it serves shares its health.
-    healthy: () => c.fileserverHealthy(),
+    healthy: () => c.fileserverHealthy() || (!local().has(opts.plan.fileservers[0].name) && ha.peerVerdict("fileserver")?.health === "healthy"),
     async rebuild(pi) {
       const fsName = opts.plan.fileservers[0].name;
       // The port is verified off before this is sent, so the agent may replace the root.
@@ -129,24 +151,24 @@ export async function startRemediation(opts: {
     reach,
     lb: balancer,
     fileserver,
-    intents: {
-      openIntent: (pi, port, reason) => c.store.openIntent(pi, port, reason, "cycle"),
-      closeIntent: (id, outcome, note) => c.store.closeIntent(id, outcome, note),
-      openIntents: () => c.store.openIntents().map((i) => ({ id: i.id, pi: i.pi, port: i.port, reason: i.reason, createdMs: i.createdMs, offMs: i.offMs ?? undefined })),
-      markOff: (id, atMs) => c.store.intentOff(id, atMs),
-    },
+    intents: ha.intents,
     credentials: {
       refused: (pi) => c.fleet.credentialsRefused(pi),
       clear: (pi, actor) => void c.fleet.clearCredentialsRefused(pi, `released by ${actor}`, actor),
     },
-    health: (pi) => c.health(pi),
+    health: (pi) => {
+      if (ha.kind === "single" || local().has(pi)) return c.health(pi);
+      return (ha.peerVerdict(pi)?.health as ReturnType<typeof c.health> | undefined) ?? c.health(pi);
+    },
     setState: (pi, state, reason) => c.setRecoveryState(pi, state, reason),
     setHeld: (pi, held) => c.fleet.setHeld(pi, held),
     setAttempts: (pi, n) => c.fleet.setAttempts(pi, n),
     audit: (e) => {
       // The gateway already records every operator request with its outcome and the operator's role.
       if (e.kind === "operator") return;
-      c.audit({ kind: e.kind, subject: e.subject, message: e.message, actor: e.actor ?? "recovery", fields: e.fields });
+      // With several coordinators, each event says whose step it was (their logs are merged by time).
+      const fields = ha.kind === "single" ? e.fields : { ...e.fields, coordinator: ha.name };
+      c.audit({ kind: e.kind, subject: e.subject, message: e.message, actor: e.actor ?? "recovery", fields });
     },
     logger: logger.child({ part: "recovery" }),
     config,

@@ -73,6 +73,9 @@ export function renderWatch(m: FeedMirror, o: WatchViewOptions): string[] {
     [...counts].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${n} ${s}`).join(", "),
     fs ? `fileserver ${fs.fileserverHealthy ? "healthy" : "UNHEALTHY"}` : "",
     fs ? `${fs.activeRemediations} remediations` : "",
+    // High availability: who drives power, seen from the coordinator this feed comes from.
+    fs?.haBackend && fs.haBackend !== "single" ? `leader ${fs.leader || paint("31;1", "NONE")} (via ${fs.coordinator})` : "",
+    fs?.haBackend && fs.haBackend !== "single" && !fs.storeHealthy ? paint("31;1", `${fs.haBackend} UNREACHABLE`) : "",
   ].filter(Boolean);
   const head = [
     summary.join(" · "),

@@ -61,6 +61,7 @@ export class FileserverAgent {
     await this.refreshPlan();
     const client = new FleetClient({
       url: this.cfg.coordinator.url,
+      urls: this.cfg.coordinator.urls,
       role: v1.Role.ROLE_FILESERVER,
       identity: this.cfg.identity,
       secret: this.deps.secret,

@@ -77,6 +77,7 @@ export class PiAgent extends EventEmitter<PiAgentEvents> {
     this.commands = new CommandRunner(config.identity, config.commands, opts.logger, opts.exec);
     this.client = new FleetClient({
       url: config.coordinator.url,
+      urls: config.coordinator.urls,
       role: v1.Role.ROLE_PI,
       identity: config.identity,
       secret: opts.secret,

@@ -3289,6 +3289,18 @@ export namespace pifleet {
             /** FleetStatus pisHealthy. */
             pisHealthy: number;
 
+            /** FleetStatus leader. */
+            leader: string;
+
+            /** FleetStatus coordinator. */
+            coordinator: string;
+
+            /** FleetStatus storeHealthy. */
+            storeHealthy: boolean;
+
+            /** FleetStatus haBackend. */
+            haBackend: string;
+
             /** FleetStatus shelves. */
             shelves: pifleet.v1.ShelfStatus.$Properties[];
 
@@ -3396,6 +3408,18 @@ export namespace pifleet {
 
                 /** FleetStatus pisHealthy */
                 pisHealthy?: (number|null);
+
+                /** FleetStatus leader */
+                leader?: (string|null);
+
+                /** FleetStatus coordinator */
+                coordinator?: (string|null);
+
+                /** FleetStatus storeHealthy */
+                storeHealthy?: (boolean|null);
+
+                /** FleetStatus haBackend */
+                haBackend?: (string|null);
 
                 /** FleetStatus shelves */
                 shelves?: (pifleet.v1.ShelfStatus.$Properties[]|null);

@@ -10733,6 +10733,10 @@ export const pifleet = $root.pifleet = (() => {
              * @property {number|null} [activeRemediations] FleetStatus activeRemediations
              * @property {number|null} [pisTotal] FleetStatus pisTotal
              * @property {number|null} [pisHealthy] FleetStatus pisHealthy
+             * @property {string|null} [leader] FleetStatus leader
+             * @property {string|null} [coordinator] FleetStatus coordinator
+             * @property {boolean|null} [storeHealthy] FleetStatus storeHealthy
+             * @property {string|null} [haBackend] FleetStatus haBackend
              * @property {Array.<pifleet.v1.ShelfStatus.$Properties>|null} [shelves] FleetStatus shelves
              * @property {Array.<string>|null} [pisRemoved] FleetStatus pisRemoved
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
@@ -10817,6 +10821,38 @@ export const pifleet = $root.pifleet = (() => {
             FleetStatus.prototype.pisHealthy = 0;
 
             /**
+             * FleetStatus leader.
+             * @member {string} leader
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.leader = "";
+
+            /**
+             * FleetStatus coordinator.
+             * @member {string} coordinator
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.coordinator = "";
+
+            /**
+             * FleetStatus storeHealthy.
+             * @member {boolean} storeHealthy
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.storeHealthy = false;
+
+            /**
+             * FleetStatus haBackend.
+             * @member {string} haBackend
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.haBackend = "";
+
+            /**
              * FleetStatus shelves.
              * @member {Array.<pifleet.v1.ShelfStatus.$Properties>} shelves
              * @memberof pifleet.v1.FleetStatus
@@ -10876,6 +10912,14 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 5, wireType 0 =*/40).uint32(m.pisTotal);
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy") && m.pisHealthy !== 0)
                     w.uint32(/* id 6, wireType 0 =*/48).uint32(m.pisHealthy);
+                if (m.leader != null && $Object.hasOwnProperty.call(m, "leader") && m.leader !== "")
+                    w.uint32(/* id 10, wireType 2 =*/82).string(m.leader);
+                if (m.coordinator != null && $Object.hasOwnProperty.call(m, "coordinator") && m.coordinator !== "")
+                    w.uint32(/* id 11, wireType 2 =*/90).string(m.coordinator);
+                if (m.storeHealthy != null && $Object.hasOwnProperty.call(m, "storeHealthy") && m.storeHealthy !== false)
+                    w.uint32(/* id 12, wireType 0 =*/96).bool(m.storeHealthy);
+                if (m.haBackend != null && $Object.hasOwnProperty.call(m, "haBackend") && m.haBackend !== "")
+                    w.uint32(/* id 13, wireType 2 =*/106).string(m.haBackend);
                 if (m.shelves != null && m.shelves.length) {
                     for (var i = 0; i < m.shelves.length; ++i)
                         $root.pifleet.v1.ShelfStatus.encode(m.shelves[i], w.uint32(/* id 14, wireType 2 =*/114).fork(), q + 1).ldelim();
@@ -10995,6 +11039,42 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.pisHealthy;
                             continue;
                         }
+                    case 10: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.leader = v;
+                            else
+                                delete m.leader;
+                            continue;
+                        }
+                    case 11: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.coordinator = v;
+                            else
+                                delete m.coordinator;
+                            continue;
+                        }
+                    case 12: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.storeHealthy = v;
+                            else
+                                delete m.storeHealthy;
+                            continue;
+                        }
+                    case 13: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.haBackend = v;
+                            else
+                                delete m.haBackend;
+                            continue;
+                        }
                     case 14: {
                             if (u !== 2)
                                 break;
@@ -11083,6 +11163,22 @@ export const pifleet = $root.pifleet = (() => {
                     if (!$util.isInteger(m.pisHealthy))
                         return "pisHealthy: integer expected";
                 }
+                if (m.leader != null && $Object.hasOwnProperty.call(m, "leader")) {
+                    if (!$util.isString(m.leader))
+                        return "leader: string expected";
+                }
+                if (m.coordinator != null && $Object.hasOwnProperty.call(m, "coordinator")) {
+                    if (!$util.isString(m.coordinator))
+                        return "coordinator: string expected";
+                }
+                if (m.storeHealthy != null && $Object.hasOwnProperty.call(m, "storeHealthy")) {
+                    if (typeof m.storeHealthy !== "boolean")
+                        return "storeHealthy: boolean expected";
+                }
+                if (m.haBackend != null && $Object.hasOwnProperty.call(m, "haBackend")) {
+                    if (!$util.isString(m.haBackend))
+                        return "haBackend: string expected";
+                }
                 if (m.shelves != null && $Object.hasOwnProperty.call(m, "shelves")) {
                     if (!$Array.isArray(m.shelves))
                         return "shelves: array expected";
@@ -11153,6 +11249,26 @@ export const pifleet = $root.pifleet = (() => {
                         m.pisHealthy = d.pisHealthy >>> 0;
                     }
                 }
+                if (d.leader != null) {
+                    if (typeof d.leader !== "string" || d.leader.length) {
+                        m.leader = $String(d.leader);
+                    }
+                }
+                if (d.coordinator != null) {
+                    if (typeof d.coordinator !== "string" || d.coordinator.length) {
+                        m.coordinator = $String(d.coordinator);
+                    }
+                }
+                if (d.storeHealthy != null) {
+                    if (d.storeHealthy) {
+                        m.storeHealthy = $Boolean(d.storeHealthy);
+                    }
+                }
+                if (d.haBackend != null) {
+                    if (typeof d.haBackend !== "string" || d.haBackend.length) {
+                        m.haBackend = $String(d.haBackend);
+                    }
+                }
                 if (d.shelves) {
                     if (!$Array.isArray(d.shelves))
                         throw $TypeError(".pifleet.v1.FleetStatus.shelves: array expected");
@@ -11202,6 +11318,10 @@ export const pifleet = $root.pifleet = (() => {
                     d.activeRemediations = 0;
                     d.pisTotal = 0;
                     d.pisHealthy = 0;
+                    d.leader = "";
+                    d.coordinator = "";
+                    d.storeHealthy = false;
+                    d.haBackend = "";
                 }
                 if (m.alarm != null && $Object.hasOwnProperty.call(m, "alarm")) {
                     d.alarm = m.alarm;
@@ -11220,6 +11340,18 @@ export const pifleet = $root.pifleet = (() => {
                 }
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy")) {
                     d.pisHealthy = m.pisHealthy;
+                }
+                if (m.leader != null && $Object.hasOwnProperty.call(m, "leader")) {
+                    d.leader = m.leader;
+                }
+                if (m.coordinator != null && $Object.hasOwnProperty.call(m, "coordinator")) {
+                    d.coordinator = m.coordinator;
+                }
+                if (m.storeHealthy != null && $Object.hasOwnProperty.call(m, "storeHealthy")) {
+                    d.storeHealthy = m.storeHealthy;
+                }
+                if (m.haBackend != null && $Object.hasOwnProperty.call(m, "haBackend")) {
+                    d.haBackend = m.haBackend;
                 }
                 if (m.shelves && m.shelves.length) {
                     d.shelves = $Array(m.shelves.length);

@@ -10,6 +10,14 @@ export const MAX_RECONNECT_BACKOFF_MS = 15_000;
 export interface FleetClientOptions {
   /** e.g. ws://[2a00:1098:0:84::10]:7300/agent or wss://coordinator:7300/feed */
   url: string;
+  /** Further coordinators (high availability): after a failed or lost connection the next is tried. */
+  urls?: string[];
+  /**
+   * With several coordinators: a connection whose coordinator has not answered a WebSocket ping
+   * for this long is dropped and the next coordinator tried (a frozen coordinator keeps its TCP
+   * connections open). Default 3000; one coordinator: no pings, as before.
+   */
+  livenessMs?: number;
   role: v1.Role;
   identity: string;
   /** Agents: the secret issued by `pifleet enroll`. */
@@ -54,6 +62,9 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly queue: Body[] = [];
   private readonly key;
+  private readonly urls: string[];
+  private urlIndex = 0;
+  private liveness: NodeJS.Timeout | undefined;
   dropped = 0;
   /** What the coordinator's last HelloAck said: it takes PiSample (a coordinator before 0.2 does not). */
   acceptsSamples = false;
@@ -61,6 +72,12 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   constructor(private readonly opts: FleetClientOptions) {
     super();
     this.key = opts.secret ? agentKeyFromSecret(opts.secret) : undefined;
+    this.urls = [opts.url, ...(opts.urls ?? []).filter((u) => u !== opts.url)];
+  }
+
+  /** The coordinator URL this client connects (or last connected) to. */
+  get url(): string {
+    return this.urls[this.urlIndex]!;
   }
 
   get ready(): boolean {
@@ -80,6 +97,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.liveness);
     const ws = this.ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
@@ -113,7 +131,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     if (this.stopped) return;
     this.authenticated = false;
     this.seq = 0;
-    const ws = new WebSocket(this.opts.url, {
+    const ws = new WebSocket(this.url, {
       localAddress: this.opts.localAddress,
       maxPayload: this.opts.maxFrameBytes ?? MAX_FRAME_BYTES,
       ca: this.opts.ca,
@@ -121,8 +139,25 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     });
     this.ws = ws;
     ws.binaryType = "nodebuffer";
+    clearInterval(this.liveness);
+    if (this.urls.length > 1) {
+      const limit = this.opts.livenessMs ?? 3000;
+      let lastPong = Date.now();
+      ws.on("pong", () => (lastPong = Date.now()));
+      ws.on("open", () => (lastPong = Date.now()));
+      this.liveness = setInterval(() => {
+        if (ws.readyState !== WebSocket.OPEN) return;
+        if (Date.now() - lastPong > limit) {
+          this.opts.logger?.warn({ url: this.url, silentMs: Date.now() - lastPong }, "coordinator does not answer; trying the next");
+          ws.terminate();
+          return;
+        }
+        ws.ping();
+      }, Math.max(100, Math.floor(limit / 3)));
+      this.liveness.unref?.();
+    }
     ws.on("message", (data: Buffer, isBinary) => this.onFrame(ws, data, isBinary));
-    ws.on("error", (err) => this.opts.logger?.debug({ err: err.message, url: this.opts.url }, "connection error"));
+    ws.on("error", (err) => this.opts.logger?.debug({ err: err.message, url: this.url }, "connection error"));
     ws.on("close", (code, reason) => {
       if (this.ws !== ws) return;
       const was = this.authenticated;
@@ -140,7 +175,9 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     // Full jitter: a coordinator restart must not see every agent return in the same instant.
     const delay = Math.round(Math.random() * Math.min(cap, base * 2 ** this.attempt));
     this.attempt = Math.min(this.attempt + 1, 16);
-    this.opts.logger?.debug({ delay, why }, "reconnecting");
+    // With several coordinators, the next one is tried: the one that failed may be down for good.
+    if (this.urls.length > 1) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    this.opts.logger?.debug({ delay, why, url: this.url }, "reconnecting");
     this.retryTimer = setTimeout(() => this.connect(), delay);
     this.retryTimer.unref?.();
   }

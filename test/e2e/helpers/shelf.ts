@@ -42,6 +42,8 @@ export interface ShelfOptions {
   shelves?: number;
   recovery?: Record<string, number | boolean>;
   dwellSeconds?: number;
+  /** High availability: this many coordinators electing on these etcd endpoints. */
+  ha?: { etcdEndpoints: string[]; coordinators: number; leaseTtlS?: number };
 }
 
 /**
@@ -65,7 +67,7 @@ export async function startShelf(o: ShelfOptions): Promise<Shelf> {
     release();
   };
   try {
-    const [port, httpPort] = await freePorts(2);
+    const [port, httpPort, ...more] = await freePorts(2 + Math.max(0, (o.ha?.coordinators ?? 1) - 1));
     demo = await startDemo({
       pis: o.pis,
       shelves: o.shelves,
@@ -74,6 +76,7 @@ export async function startShelf(o: ShelfOptions): Promise<Shelf> {
       httpPort,
       dwellSeconds: o.dwellSeconds,
       recovery: o.recovery,
+      ...(o.ha ? { ha: { etcdEndpoints: o.ha.etcdEndpoints, ports: [port, ...more], leaseTtlS: o.ha.leaseTtlS } } : {}),
       logger: createLogger("e2e-demo", { level: process.env.PIFLEET_E2E_LOG ?? "error" }),
       out: () => undefined,
     });

@@ -19,7 +19,7 @@ export function registerWatch(program: Command): void {
   program
     .command("watch")
     .description("the live fleet feed: a table of Pis redrawn in place, or --json lines for scripts")
-    .requiredOption("--url <url>", "the coordinator's feed, e.g. ws://[2a00:1098:0:84::10]:7300/feed")
+    .requiredOption("--url <url>", "the coordinator's feed, e.g. ws://[2a00:1098:0:84::10]:7300/feed; several, comma-separated, for coordinators in high availability (the next is tried when one fails)")
     .option("--token <token>", "a watcher or operator token (NAME.SECRET); or --token-file, or $PIFLEET_TOKEN")
     .option("--token-file <file>", "read the token from FILE")
     .option("--ca <file>", "CA certificate (PEM) to trust for wss://")
@@ -30,9 +30,10 @@ export function registerWatch(program: Command): void {
 
 async function watch(opts: WatchOpts): Promise<void> {
   const { token, name } = feedCredentials(opts);
-  const url = feedUrl(opts.url);
+  const urls = opts.url.split(",").map((u) => feedUrl(u.trim()));
   const client = new FleetClient({
-    url,
+    url: urls[0]!,
+    urls,
     role: v1.Role.ROLE_WATCHER,
     identity: name,
     token,
@@ -53,7 +54,7 @@ async function watch(opts: WatchOpts): Promise<void> {
   const draw = () => {
     drawTimer = undefined;
     lastDraw = Date.now();
-    const lines = renderWatch(mirror, { now: Date.now(), columns: out.columns ?? 120, rows: tty ? (out.rows ?? 40) : 100_000, connected, url, color: tty, shelf: opts.shelf });
+    const lines = renderWatch(mirror, { now: Date.now(), columns: out.columns ?? 120, rows: tty ? (out.rows ?? 40) : 100_000, connected, url: client.url, color: tty, shelf: opts.shelf });
     if (tty) out.write(`\x1b[H${lines.join("\x1b[K\n")}\x1b[K\x1b[J`);
     else out.write(`${lines.join("\n")}\n\n`);
   };
@@ -98,7 +99,7 @@ async function watch(opts: WatchOpts): Promise<void> {
     client.on("message", (env) => mirror.apply(env));
     client.on("ready", () => {
       connected = true;
-      if (opts.json) line({ type: "connected", url, as: name, timeMs: Date.now() });
+      if (opts.json) line({ type: "connected", url: client.url, as: name, timeMs: Date.now() });
     });
     client.on("disconnected", (why) => {
       connected = false;

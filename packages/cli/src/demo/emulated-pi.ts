@@ -18,6 +18,8 @@ export interface EmulatedPiOptions {
   root: string;
   sitePort: number;
   coordinatorUrl: string;
+  /** Further coordinators (high availability), tried in turn. */
+  coordinatorUrls?: string[];
   secretFile: string;
   dir: string;
   bootDelayMs: number;
@@ -103,7 +105,7 @@ export class EmulatedPi {
     writeFileSync(
       config,
       stringify({
-        coordinator: { url: this.o.coordinatorUrl },
+        coordinator: { url: this.o.coordinatorUrl, ...(this.o.coordinatorUrls ? { urls: this.o.coordinatorUrls } : {}) },
         identity: this.o.name,
         secretFile: this.o.secretFile,
         intervalMs: 1000,

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
@@ -30,6 +30,11 @@ export interface DemoOptions {
   httpPort: number;
   logger: Logger;
   out: (line: string) => void;
+  /**
+   * High availability: one coordinator per port (the first is `port`), each with its own
+   * SQLite copy of the enrolled identities, electing a leader on these etcd endpoints.
+   */
+  ha?: { etcdEndpoints: string[]; ports: number[]; leaseTtlS?: number };
 }
 
 export interface DemoHandle {
@@ -52,6 +57,11 @@ export interface DemoHandle {
   processes: ProcessSet;
   /** Starts the coordinator again (after it was killed, or after stopping it) and waits until it serves. */
   restartCoordinator(signal?: NodeJS.Signals): Promise<ChildProcess>;
+  /** High availability: every coordinator process by index (names c1, c2, …), and their SQLite files. */
+  coordinators: ChildProcess[];
+  coordinatorDatabases: string[];
+  /** Starts coordinator i again after it was killed. */
+  startCoordinatorAt(i: number): Promise<ChildProcess>;
   /** Stops or starts the (emulated) fileserver's NFS server: the agent then reports it unhealthy. */
   setNfsServer(up: boolean): void;
   stop(): Promise<void>;
@@ -149,43 +159,57 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
     const fsCli = path.join(path.dirname(daemonEntry("@pifleet/fileserver-agent")), "cli.js");
     execFileSync(process.execPath, [fsCli, "--fleet", fleetFile, "--root-prefix", sandbox, "apply"], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, PIFLEET_LOG_LEVEL: "warn" } });
 
-    const coordinatorConfig = path.join(dir, "coordinator.yaml");
-    writeFileSync(
-      coordinatorConfig,
-      stringify({
-        fleet: fleetFile,
-        listen: { host: "::", port: o.port },
-        database: dbFile,
-        staticDir: dashboardDir,
-        recovery: {
-          enabled: true,
-          maxConcurrent: 2,
-          darkShare: 0.3,
-          suspectActMs: 8000,
-          bootTimeoutMs: 20_000,
-          cyclesBeforeRebuild: 1,
-          backoffMs: 5000,
-          powerActionsPerWindow: 12,
-          powerWindowMs: 60_000,
-          ...o.recovery,
-        },
-        switch: { enabled: true },
-        loadBalancer: { enabled: Boolean(lb), sync: false },
-      }),
-    );
-    const startCoordinator = async () => {
-      const child = processes.start("coordinator", process.execPath, [daemonEntry("@pifleet/coordinator"), "--config", coordinatorConfig], { logFile: path.join(dir, "logs", "coordinator.log") });
-      await waitForHttp(`http://127.0.0.1:${o.port}/healthz`, 20_000, child);
+    const ports = o.ha ? o.ha.ports : [o.port];
+    const databases = ports.map((_, i) => (i === 0 ? dbFile : path.join(dir, `coordinator-${i + 1}.db`)));
+    // Each coordinator keeps its own SQLite (identities, reports, events): copies of the enrolled one.
+    for (const db of databases.slice(1)) copyFileSync(dbFile, db);
+    const configs = ports.map((port, i) => {
+      const file = path.join(dir, i === 0 ? "coordinator.yaml" : `coordinator-${i + 1}.yaml`);
+      writeFileSync(
+        file,
+        stringify({
+          fleet: fleetFile,
+          listen: { host: "::", port },
+          database: databases[i],
+          staticDir: dashboardDir,
+          recovery: {
+            enabled: true,
+            maxConcurrent: 2,
+            darkShare: 0.3,
+            suspectActMs: 8000,
+            bootTimeoutMs: 20_000,
+            cyclesBeforeRebuild: 1,
+            backoffMs: 5000,
+            powerActionsPerWindow: 12,
+            powerWindowMs: 60_000,
+            ...o.recovery,
+          },
+          switch: { enabled: true },
+          loadBalancer: { enabled: Boolean(lb), sync: false },
+          ...(o.ha ? { ha: { name: `c${i + 1}`, leaseTtlS: o.ha.leaseTtlS ?? 5, etcd: { endpoints: o.ha.etcdEndpoints } } } : {}),
+        }),
+      );
+      return file;
+    });
+    const coordinators: ChildProcess[] = [];
+    const startCoordinatorAt = async (i: number) => {
+      const name = i === 0 ? "coordinator" : `coordinator-${i + 1}`;
+      const child = processes.start(name, process.execPath, [daemonEntry("@pifleet/coordinator"), "--config", configs[i]!], { logFile: path.join(dir, "logs", `${name}.log`) });
+      await waitForHttp(`http://127.0.0.1:${ports[i]}/healthz`, 20_000, child);
+      coordinators[i] = child;
       return child;
     };
+    const startCoordinator = () => startCoordinatorAt(0);
     let coordinator = await startCoordinator();
+    for (let i = 1; i < ports.length; i++) await startCoordinatorAt(i);
     const agentUrl = `ws://[::1]:${o.port}/agent`;
+    const agentUrls = ports.map((p) => `ws://[::1]:${p}/agent`);
 
     writeFileSync(
       path.join(dir, "fileserver.yaml"),
       stringify({
         fleet: fleetFile,
-        coordinator: { url: agentUrl },
+        coordinator: { url: agentUrl, ...(agentUrls.length > 1 ? { urls: agentUrls } : {}) },
         identity: "fileserver",
         secretFile: secretFile("fileserver"),
         intervalMs: 2000,
@@ -205,6 +229,7 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
           root: path.join(sandbox, pi.nfsRoot),
           sitePort: sitePortOf.get(pi.name)!,
           coordinatorUrl: agentUrl,
+          ...(agentUrls.length > 1 ? { coordinatorUrls: agentUrls } : {}),
           secretFile: secretFile(pi.name),
           dir,
           bootDelayMs: 1500,
@@ -276,6 +301,9 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
         return coordinator;
       },
       processes,
+      coordinators,
+      coordinatorDatabases: databases,
+      startCoordinatorAt,
       setNfsServer: (up: boolean) => setNfsServer(sandbox, up),
       async restartCoordinator(signal: NodeJS.Signals = "SIGTERM") {
         processes.kill(coordinator, signal);

@@ -62,6 +62,8 @@ export const wsUrlSchema = zod.string().refine((s) => {
 export const CoordinatorLinkSchema = zod.strictObject({
   /** ws://[addr]:7300/agent, or wss:// in production. */
   url: wsUrlSchema,
+  /** More coordinators (high availability): tried in turn after `url` when a connection fails. */
+  urls: zod.array(wsUrlSchema).max(16).optional(),
   /** PEM bundle to trust for wss:// (a private CA). */
   ca: absolutePathSchema.optional(),
 });
