@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { checkRoleConfig } from "./config-check.js";
 import os from "node:os";
 import path from "node:path";
 import { buildBundle, bundleFiles, loadBundle, sha256, type BundleManifest } from "./bundle.js";
@@ -75,6 +76,7 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
 
   // Everything local first: a bad argument must fail before anything on the target is touched.
   const config = options.config ? readLocal(options.config, "--config") : undefined;
+  if (config && options.config) checkRoleConfig(role.role, config.toString("utf8"), options.config);
   const secret = options.secretFile ? readLocal(options.secretFile, "--secret-file") : undefined;
   if (secret && secret.toString("utf8").trim() === "") throw new InstallError(`--secret-file ${options.secretFile} is empty`);
   let tempBundle: string | undefined;
