@@ -263,8 +263,9 @@ async function survey(remote: RemoteHost, paths: string[], dirs: string[], libDi
   return { files, missingDirs, installed: installed.sort() };
 }
 
-async function manageService(
-  remote: RemoteHost,
+/** Enables and (re)starts the role's unit; a unit that does not come up is reported with its state and journal. */
+export async function manageService(
+  remote: Pick<RemoteHost, "run" | "check" | "label">,
   options: InstallOptions,
   changed: { unitChanged: boolean; filesChanged: boolean; configMissing: boolean },
   change: (l: string) => void,
@@ -304,9 +305,12 @@ async function manageService(
       return;
     }
     if (now === "failed" || restart.code !== 0 || Date.now() > deadline) {
-      const journal = await remote.run(`journalctl -u ${unit} -n 15 --no-pager -o cat`);
+      // What systemd knows (e.g. SubState=auto-restart, Result=exit-code or timeout) and what the daemon said.
+      const show = await remote.run(`systemctl show -p ActiveState,SubState,Result ${unit}`);
+      const state = show.stdout.trim().split("\n").filter(Boolean).join(" ");
+      const journal = await remote.run(`journalctl -u ${unit} -n 20 --no-pager -o cat`);
       throw new InstallError(
-        `${remote.label}: ${unit} did not become active (${now || "unknown"}${restart.code !== 0 ? `, systemctl restart exited ${restart.code}` : ""}). Last journal lines:\n${journal.stdout.trim() || "(none)"}`,
+        `${remote.label}: ${unit} did not become active (${now || "unknown"}${restart.code !== 0 ? `, systemctl restart exited ${restart.code}` : ""}; ${state || "systemctl show said nothing"}). Last journal lines:\n${journal.stdout.trim() || "(none)"}`,
       );
     }
     await new Promise((r) => setTimeout(r, 500));
