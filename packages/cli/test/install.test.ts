@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -60,7 +60,7 @@ describe("pifleet install over SSH (Debian's sshd on loopback, --prefix sandbox)
     await buildBundle(ROLES.coordinator, { outDir: coordinatorBundle, entry });
     prefix = path.join(tmp, "target");
     configFile = path.join(tmp, "pi-agent.yaml");
-    writeFileSync(configFile, "coordinator: { url: ws://[::1]:7300/agent }\nidentity: pi01\nsecretFile: /etc/pifleet/pi-agent.secret\n");
+    writeFileSync(configFile, "coordinator: { url: \"ws://[::1]:7300/agent\" }\nidentity: pi01\nsecretFile: /etc/pifleet/pi-agent.secret\n");
     secretFile = path.join(tmp, "pi01.secret");
     writeFileSync(secretFile, "s3cr3t-agent-credential\n");
   });
@@ -177,7 +177,9 @@ describe("pifleet install over SSH (Debian's sshd on loopback, --prefix sandbox)
     cpSync(coordinatorBundle, armBundle, { recursive: true });
     const manifest = JSON.parse(readFileSync(path.join(armBundle, "manifest.json"), "utf8"));
     writeFileSync(path.join(armBundle, "manifest.json"), JSON.stringify({ ...manifest, arch: "arm64" }));
-    await expect(install(options({ role: ROLES.coordinator, bundleDir: armBundle, out: () => undefined }))).rejects.toThrow(
+    const coordinatorConfig = path.join(tmp, "coordinator.yaml");
+    writeFileSync(coordinatorConfig, "fleet: /etc/pifleet/fleet.yaml\n");
+    await expect(install(options({ role: ROLES.coordinator, config: coordinatorConfig, bundleDir: armBundle, out: () => undefined }))).rejects.toThrow(
       /native addons \(better-sqlite3, bindings, file-uri-to-path\) were built for linux-arm64, Node ABI \d+, but the target runs linux-x64/,
     );
   });
@@ -191,5 +193,21 @@ describe("pifleet install over SSH (Debian's sshd on loopback, --prefix sandbox)
     await expect(install(options({ bundleDir: future, out: () => undefined }))).rejects.toThrow(
       /\/usr\/bin\/node is v\d+\.\d+\.\d+; the pi bundle needs Node 99 or later$/,
     );
+  });
+
+  it("a config its daemon's --check would refuse is refused before anything is uploaded, naming the field", async () => {
+    const bad = path.join(tmp, "pi-agent-bad.yaml");
+    writeFileSync(bad, "coordinator: { url: \"ws://[::1]:7300/agent\" }\nidentity: pi01\nsecretFile: /etc/pifleet/pi-agent.secret\nintervalMs: soon\n");
+    const fresh = path.join(tmp, "untouched");
+    const lines: string[] = [];
+    const err = await install(options({ config: bad, prefix: fresh, out: (l) => lines.push(l) })).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(InstallError);
+    expect((err as Error).message).toMatch(/^--config refused, nothing was uploaded: .*pi-agent-bad\.yaml: intervalMs: /);
+    // The very message `pi-agent --config FILE --check` prints (its parser, not a copy of it).
+    const check = spawnSync(process.execPath, [path.join(repo, "packages/pi-agent/dist/main.js"), "--config", bad, "--check"], { encoding: "utf8" });
+    expect(check.status).not.toBe(0);
+    expect(check.stderr).toContain((err as Error).message.replace("--config refused, nothing was uploaded: ", ""));
+    expect(existsSync(fresh)).toBe(false);
+    expect(lines).toEqual([]); // not even connected
   });
 });

@@ -173,6 +173,12 @@ function onFleet(f: v1.FleetStatus): void {
   alarm.hidden = !f.alarm;
   alarm.textContent = f.alarm ? `FLEET ALARM — recovery paused: ${f.alarmReason}` : "";
   $("#summary").dataset.fleet = `fileserver ${f.fileserverHealthy ? "healthy" : "UNHEALTHY"} · ${f.activeRemediations} remediations`;
+  // Taken out of the fleet by a reload of the fleet file: their tiles go.
+  for (const name of f.pisRemoved ?? []) {
+    tiles.get(name)?.el.remove();
+    tiles.delete(name);
+    if (selected === name) selected = undefined;
+  }
 }
 
 function upsert(p: v1.PiStatus): void {

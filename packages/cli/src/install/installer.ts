@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { checkRoleConfig } from "./config-check.js";
 import os from "node:os";
 import path from "node:path";
 import { buildBundle, bundleFiles, loadBundle, sha256, type BundleManifest } from "./bundle.js";
@@ -75,6 +76,7 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
 
   // Everything local first: a bad argument must fail before anything on the target is touched.
   const config = options.config ? readLocal(options.config, "--config") : undefined;
+  if (config && options.config) checkRoleConfig(role.role, config.toString("utf8"), options.config);
   const secret = options.secretFile ? readLocal(options.secretFile, "--secret-file") : undefined;
   if (secret && secret.toString("utf8").trim() === "") throw new InstallError(`--secret-file ${options.secretFile} is empty`);
   let tempBundle: string | undefined;
@@ -261,8 +263,9 @@ async function survey(remote: RemoteHost, paths: string[], dirs: string[], libDi
   return { files, missingDirs, installed: installed.sort() };
 }
 
-async function manageService(
-  remote: RemoteHost,
+/** Enables and (re)starts the role's unit; a unit that does not come up is reported with its state and journal. */
+export async function manageService(
+  remote: Pick<RemoteHost, "run" | "check" | "label">,
   options: InstallOptions,
   changed: { unitChanged: boolean; filesChanged: boolean; configMissing: boolean },
   change: (l: string) => void,
@@ -302,9 +305,12 @@ async function manageService(
       return;
     }
     if (now === "failed" || restart.code !== 0 || Date.now() > deadline) {
-      const journal = await remote.run(`journalctl -u ${unit} -n 15 --no-pager -o cat`);
+      // What systemd knows (e.g. SubState=auto-restart, Result=exit-code or timeout) and what the daemon said.
+      const show = await remote.run(`systemctl show -p ActiveState,SubState,Result ${unit}`);
+      const state = show.stdout.trim().split("\n").filter(Boolean).join(" ");
+      const journal = await remote.run(`journalctl -u ${unit} -n 20 --no-pager -o cat`);
       throw new InstallError(
-        `${remote.label}: ${unit} did not become active (${now || "unknown"}${restart.code !== 0 ? `, systemctl restart exited ${restart.code}` : ""}). Last journal lines:\n${journal.stdout.trim() || "(none)"}`,
+        `${remote.label}: ${unit} did not become active (${now || "unknown"}${restart.code !== 0 ? `, systemctl restart exited ${restart.code}` : ""}; ${state || "systemctl show said nothing"}). Last journal lines:\n${journal.stdout.trim() || "(none)"}`,
       );
     }
     await new Promise((r) => setTimeout(r, 500));
