@@ -20,3 +20,4 @@ export { MIGRATIONS } from "./store/migrations.js";
 export * from "./refusal-log.js";
 export * from "./retention.js";
 export * from "./server.js";
+export * from "./shelf-reach.js";
