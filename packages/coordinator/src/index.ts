@@ -21,3 +21,4 @@ export * from "./refusal-log.js";
 export * from "./retention.js";
 export * from "./server.js";
 export * from "./reload.js";
+export * from "./shelf-reach.js";
