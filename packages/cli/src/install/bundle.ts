@@ -92,22 +92,34 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
 
   // Native addons: the package folder with its JS, package.json and compiled .node, plus the
   // run-time dependencies they require (e.g. `bindings`), flattened into node_modules/.
+  // A dependency goes to the top node_modules/ unless another version holds that place; then it
+  // is nested under the package that needs it, where Node's resolution finds it first.
   const shipped = new Map<string, string>();
+  /** Source folder of what each target folder holds. */
+  const placed = new Map<string, string>();
   const roots = [packageDir, path.join(WORKSPACE_ROOT, "packages", "core")];
-  const queue = role.natives.map((name) => ({ name, from: roots }));
+  const top = path.join(options.outDir, "node_modules");
+  const queue = role.natives.map((name) => ({ name, from: roots, parent: undefined as string | undefined }));
   while (queue.length > 0) {
-    const { name, from } = queue.shift()!;
+    const { name, from, parent } = queue.shift()!;
     const dir = resolvePackageDir(name, from);
-    const seen = shipped.get(name);
-    if (seen) {
-      if (seen !== dir) throw new BundleError(`two versions of ${name} would share node_modules/${name}: ${seen} and ${dir}`);
+    let target = path.join(top, name);
+    const atTop = placed.get(target);
+    if (atTop !== undefined && atTop !== dir) {
+      if (parent === undefined) throw new BundleError(`two versions of ${name} would share node_modules/${name}: ${atTop} and ${dir}`);
+      target = path.join(parent, "node_modules", name);
+    }
+    const there = placed.get(target);
+    if (there !== undefined) {
+      if (there !== dir) throw new BundleError(`two versions of ${name} would share ${path.relative(options.outDir, target)}: ${there} and ${dir}`);
       continue;
     }
-    shipped.set(name, dir);
-    copyPackage(dir, path.join(options.outDir, "node_modules", name));
+    placed.set(target, dir);
+    if (!shipped.has(name)) shipped.set(name, dir);
+    copyPackage(dir, target);
     const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
     for (const dep of Object.keys(pkg.dependencies ?? {})) {
-      if (!BUILD_ONLY.has(dep)) queue.push({ name: dep, from: [dir] });
+      if (!BUILD_ONLY.has(dep)) queue.push({ name: dep, from: [dir], parent: target });
     }
   }
 
@@ -190,7 +202,11 @@ function resolvePackageDir(name: string, from: string[]): string {
 }
 
 function copyPackage(from: string, to: string): void {
-  for (const rel of listFiles(from, (relDir, entry) => keepInPackage(relDir, entry))) {
+  // A native addon keeps its compiled .node and its JS; a plain JS package (etcd3, grpc) is
+  // copied whole but for nested node_modules, since it may read .proto and other files at run time.
+  const native = existsSync(path.join(from, "binding.gyp"));
+  const keep = native ? keepInPackage : (_relDir: string, entry: string) => !(entry === "node_modules" || entry.startsWith(".") || /\.(d\.ts|map)$/.test(entry));
+  for (const rel of listFiles(from, (relDir, entry) => keep(relDir, entry))) {
     const target = path.join(to, rel);
     mkdirSync(path.dirname(target), { recursive: true });
     writeFileSync(target, readFileSync(path.join(from, rel)));

@@ -67,7 +67,9 @@ export const ROLES: Record<RoleName, Role> = {
     package: "coordinator",
     unit: "pifleet-coordinator",
     user: "pifleet",
-    natives: ["better-sqlite3"],
+    // etcd3 (HA mode) is shipped as a package too, not bundled: it and grpc load .proto files
+    // from beside their own code at run time (__dirname), which an ESM bundle does not have.
+    natives: ["better-sqlite3", "etcd3"],
     minNode: 20,
     extras: [],
     // The dashboard: point coordinator.yaml's staticDir at /usr/lib/pifleet/coordinator/dashboard.
