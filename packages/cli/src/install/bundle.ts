@@ -71,7 +71,7 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
     platform: "node",
     format: "esm",
     target: `node${role.minNode}`,
-    external: role.natives,
+    external: [...role.natives, ...(role.packages ?? [])],
     metafile: true,
     logLevel: "silent",
     legalComments: "none",
@@ -94,15 +94,18 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
   // run-time dependencies they require (e.g. `bindings`), flattened into node_modules/.
   // A dependency goes to the top node_modules/ unless another version holds that place; then it
   // is nested under the package that needs it, where Node's resolution finds it first.
-  const shipped = new Map<string, string>();
   /** Source folder of what each target folder holds. */
   const placed = new Map<string, string>();
   const roots = [packageDir, path.join(WORKSPACE_ROOT, "packages", "core")];
   const top = path.join(options.outDir, "node_modules");
-  const queue = role.natives.map((name) => ({ name, from: roots, parent: undefined as string | undefined }));
+  // What ties the bundle to this machine: the compiled addons and what they load.
+  const machineBound = new Set<string>();
+  const queue = [...role.natives, ...(role.packages ?? [])].map((name) => ({ name, from: roots, parent: undefined as string | undefined, addon: false }));
   while (queue.length > 0) {
-    const { name, from, parent } = queue.shift()!;
+    const item = queue.shift()!;
+    const { name, from, parent } = item;
     const dir = resolvePackageDir(name, from);
+    const addon = item.addon || existsSync(path.join(dir, "binding.gyp"));
     let target = path.join(top, name);
     const atTop = placed.get(target);
     if (atTop !== undefined && atTop !== dir) {
@@ -115,11 +118,12 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
       continue;
     }
     placed.set(target, dir);
-    if (!shipped.has(name)) shipped.set(name, dir);
+    if (addon) machineBound.add(name);
     copyPackage(dir, target);
     const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
     for (const dep of Object.keys(pkg.dependencies ?? {})) {
-      if (!BUILD_ONLY.has(dep)) queue.push({ name: dep, from: [dir], parent: target });
+      // Type packages are listed as dependencies by some (etcd3: @types/node) but never loaded.
+      if (!BUILD_ONLY.has(dep) && !dep.startsWith("@types/")) queue.push({ name: dep, from: [dir], parent: target, addon });
     }
   }
 
@@ -137,7 +141,7 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
     const data = readFileSync(path.join(options.outDir, rel));
     return { path: rel, sha256: sha256(data), size: data.length };
   });
-  const native = shipped.size > 0;
+  const native = machineBound.size > 0;
   const manifest: BundleManifest = {
     format: 2,
     role: role.role,
@@ -147,7 +151,7 @@ export async function buildBundle(role: Role, options: BuildOptions): Promise<Bu
     arch: native ? process.arch : null,
     nodeModulesAbi: native ? process.versions.modules : null,
     builtWithNode: process.versions.node.split(".")[0],
-    natives: [...shipped.keys()].sort(),
+    natives: [...machineBound].sort(),
     files,
   };
   writeFileSync(path.join(options.outDir, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);

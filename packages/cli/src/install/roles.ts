@@ -24,6 +24,8 @@ export interface Role {
   user: string;
   /** Native addons shipped beside the bundle (esbuild cannot inline a .node file). */
   natives: string[];
+  /** Plain JS packages shipped beside the bundle, not bundled (they read files next to their code). */
+  packages?: string[];
   /**
    * The oldest Node major the bundle runs on (esbuild's target, the installer's check). The Pi
    * agent runs on the distribution's own nodejs: 18 on Debian 12 and Raspberry Pi OS bookworm.
@@ -67,9 +69,10 @@ export const ROLES: Record<RoleName, Role> = {
     package: "coordinator",
     unit: "pifleet-coordinator",
     user: "pifleet",
-    // etcd3 (HA mode) is shipped as a package too, not bundled: it and grpc load .proto files
-    // from beside their own code at run time (__dirname), which an ESM bundle does not have.
-    natives: ["better-sqlite3", "etcd3"],
+    natives: ["better-sqlite3"],
+    // etcd3 (HA mode) is shipped as a package, not bundled: it and grpc load .proto files from
+    // beside their own code at run time (__dirname), which an ESM bundle does not have.
+    packages: ["etcd3"],
     minNode: 20,
     extras: [],
     // The dashboard: point coordinator.yaml's staticDir at /usr/lib/pifleet/coordinator/dashboard.
