@@ -5,7 +5,6 @@ import {
   BOOT_METHODS,
   checkFleet,
   fileserverView,
-  FleetError,
   LOAD_BALANCER_DRIVERS,
   parseFleet,
   plan,
@@ -17,20 +16,11 @@ import {
   renderSwitchTable,
   shelfOf,
 } from "@pifleet/core";
+import { issuesOf } from "./fleet-issues.js";
 
 const example = (name: string) => readFileSync(new URL(`../../../examples/${name}`, import.meta.url), "utf8");
 const twoShelves = () => parse(example("shelves-2.yaml")) as Record<string, any>;
 const seed = () => parse(example("seed-8.yaml")) as Record<string, any>;
-
-function issuesOf(data: unknown): FleetError["issues"] {
-  try {
-    checkFleet(data, "fleet.yaml");
-  } catch (err) {
-    expect(err).toBeInstanceOf(FleetError);
-    return (err as FleetError).issues;
-  }
-  throw new Error("fleet was accepted");
-}
 
 describe("a fleet of several shelves", () => {
   const p = plan(parseFleet(example("shelves-2.yaml"), "shelves-2.yaml"));

@@ -4,7 +4,6 @@ import { parse } from "yaml";
 import {
   checkFleet,
   fileserverView,
-  FleetError,
   plan,
   renderDnsmasqConf,
   renderDnsmasqHosts,
@@ -13,6 +12,7 @@ import {
   renderPlanTable,
   renderTftpFiles,
 } from "@pifleet/core";
+import { issuesOf } from "./fleet-issues.js";
 
 // The seed's eight Pis (the repository's own example) with netboot turned on, and the seed's
 // literal cmdline from the excerpts kept in the repository: a clone alone runs this.
@@ -34,16 +34,6 @@ function seedCmdline(): string {
   const start = seedText.indexOf("dwc_otg.lpm_enable=0");
   const end = seedText.indexOf("rootwait", start) + "rootwait".length;
   return seedText.slice(start, end).replace(/\s+/g, " ");
-}
-
-function issuesOf(data: unknown): FleetError["issues"] {
-  try {
-    checkFleet(data, "fleet.yaml");
-  } catch (err) {
-    expect(err).toBeInstanceOf(FleetError);
-    return (err as FleetError).issues;
-  }
-  return [];
 }
 
 describe("netboot rendering of the seed's eight Pis", () => {

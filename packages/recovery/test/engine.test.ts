@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { RecoveryEngine, type AuditEvent, type Health, type OpenIntent, type RecoveryConfig, type RecoveryState } from "@pifleet/recovery";
+import { FAST_CONFIG } from "./fast-config.js";
 
 /** In-memory stand-ins for the switch, load balancer, fileserver and intent table (unit tests only). */
 function rig(n: number, config: Partial<RecoveryConfig> = {}) {
@@ -76,18 +77,7 @@ function rig(n: number, config: Partial<RecoveryConfig> = {}) {
     },
     audit: (e) => audit.push({ ...e, at: Date.now() }),
     setAttempts: (pi, n) => attempts.set(pi, n),
-    config: {
-      confirmMs: 50,
-      reconnectBackoffMs: 0,
-      suspectActMs: 200,
-      startupGraceMs: 0,
-      dwellMs: 20,
-      bootTimeoutMs: 300,
-      backoffMs: 20,
-      maxBackoffMs: 50,
-      tickMs: 10,
-      ...config,
-    },
+    config: { ...FAST_CONFIG, ...config },
   });
   return {
     engine,

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { RecoveryEngine, type AuditEvent, type Health, type PowerPort, type RecoveryConfig } from "@pifleet/recovery";
+import { FAST_CONFIG } from "./fast-config.js";
 
 /**
  * Two shelves of four Pis, each on its own in-memory switch, with the same port numbers on both
@@ -56,18 +57,7 @@ function twoShelves(config: Partial<RecoveryConfig> = {}) {
     health: (pi) => health.get(pi)!,
     setState: () => undefined,
     audit: (e) => audit.push(e),
-    config: {
-      confirmMs: 50,
-      reconnectBackoffMs: 0,
-      suspectActMs: 200,
-      startupGraceMs: 0,
-      dwellMs: 20,
-      bootTimeoutMs: 300,
-      backoffMs: 20,
-      maxBackoffMs: 50,
-      tickMs: 10,
-      ...config,
-    },
+    config: { ...FAST_CONFIG, ...config },
   });
   return { engine, health, ops, audit, unreachable, maxOff: () => maxOff };
 }

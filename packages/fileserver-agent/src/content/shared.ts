@@ -2,7 +2,8 @@ import path from "node:path";
 import { SHARED_SITE_MOUNT, SHARED_SITE_UNIT, renderSharedContentFiles, type FileserverView, type PiPlan } from "@pifleet/core";
 import type { Step } from "../reconcile/steps.js";
 import { PathError } from "../safety.js";
-import { HTML, HTML_TMP, ORIGINAL_HTML, SHARED_HTML_TARGET, WWW, type ContentObservation } from "./observe.js";
+import { SHARED_HTML_TARGET, WWW, type ContentObservation } from "./observe.js";
+import { linkHtmlSteps } from "./steps.js";
 
 /**
  * Steps that make a root being built (`.building`, which no Pi has mounted) serve the shared
@@ -22,18 +23,8 @@ export function sharedContentSteps(view: FileserverView, pi: PiPlan, root: strin
   steps.push({ op: "mkdir", path: wants, within: root, parents: true });
   steps.push({ op: "symlink", target: `/etc/systemd/system/${SHARED_SITE_UNIT}`, path: path.join(wants, SHARED_SITE_UNIT), within: root });
   steps.push({ op: "mkdir", path: path.join(root, SHARED_SITE_MOUNT.slice(1)), within: root, parents: true });
-  const www = path.join(root, WWW);
-  if (!golden.wwwExists) steps.push({ op: "mkdir", path: www, within: root, parents: true });
-  if (golden.html === "directory" || golden.html === "foreign-symlink" || golden.html === "symlink") {
-    if (golden.originalSaved) throw new PathError(path.join(www, HTML), `is not pifleet's and ${ORIGINAL_HTML} is taken: move one of them away in the golden image`);
-    // The golden image's own page is kept beside the link, as in copy mode.
-    steps.push({ op: "rename", from: path.join(www, HTML), to: path.join(www, ORIGINAL_HTML), within: root });
-  } else if (golden.html === "other") {
-    throw new PathError(path.join(www, HTML), "is neither a directory nor a symlink in the golden image");
-  }
-  if (golden.html !== "shared") {
-    steps.push({ op: "symlink", target: SHARED_HTML_TARGET, path: path.join(www, HTML_TMP), within: root });
-    steps.push({ op: "rename", from: path.join(www, HTML_TMP), to: path.join(www, HTML), within: root });
-  }
+  if (!golden.wwwExists) steps.push({ op: "mkdir", path: path.join(root, WWW), within: root, parents: true });
+  // The golden image's own page is kept beside the link, as in copy mode.
+  if (golden.html !== "shared") steps.push(...linkHtmlSteps(root, golden, SHARED_HTML_TARGET));
   return steps;
 }

@@ -25,18 +25,28 @@ export function contentPhases(root: string, obs: ContentObservation, version: st
     steps.push({ op: "rename", from: partial, to: dir(version), within: root });
   }
   const stage = steps.splice(0);
+  steps.push(...linkHtmlSteps(root, obs, `${CONTENT_PREFIX}${version}`));
+  const keep = new Set([version, obs.version]);
+  for (const v of obs.versions) if (!keep.has(v)) steps.push({ op: "remove", path: dir(v), within: root });
+  return { stage, switch: steps };
+}
+
+/**
+ * `var/www/html` becomes a link to `target` with one rename of a fresh symlink. The first time,
+ * the golden image's own html (a directory, or someone's symlink) is kept aside, not deleted.
+ */
+export function linkHtmlSteps(root: string, obs: ContentObservation, target: string): Step[] {
+  const www = path.join(root, WWW);
+  const steps: Step[] = [];
   if (obs.html === "directory" || obs.html === "foreign-symlink") {
     if (obs.originalSaved) throw new PathError(path.join(www, HTML), `is not pifleet's and ${ORIGINAL_HTML} is taken: move one of them away`);
-    // Once only: the golden image's own html (a directory, or someone's symlink) is kept, not deleted.
     steps.push({ op: "rename", from: path.join(www, HTML), to: path.join(www, ORIGINAL_HTML), within: root });
   } else if (obs.html === "other") {
     throw new PathError(path.join(www, HTML), "is neither a directory nor pifleet's symlink");
   }
-  steps.push({ op: "symlink", target: `${CONTENT_PREFIX}${version}`, path: path.join(www, HTML_TMP), within: root });
+  steps.push({ op: "symlink", target, path: path.join(www, HTML_TMP), within: root });
   steps.push({ op: "rename", from: path.join(www, HTML_TMP), to: path.join(www, HTML), within: root });
-  const keep = new Set([version, obs.version]);
-  for (const v of obs.versions) if (!keep.has(v)) steps.push({ op: "remove", path: dir(v), within: root });
-  return { stage, switch: steps };
+  return steps;
 }
 
 /** Both phases in one list, for a single root. */
