@@ -1,3 +1,5 @@
+import { DEFAULT_WAVE_CONFIG } from "./waves.js";
+
 /** What the recovery engine needs from the rest of the coordinator, each behind a narrow port. */
 
 export type Health = "healthy" | "suspect" | "down" | "unknown";
@@ -140,8 +142,9 @@ export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
   powerWindowMs: 60_000,
   stableMs: 600_000,
   tickMs: 250,
-  waveSize: 8,
-  waveTimeoutMs: 180_000,
-  waveRetries: 2,
-  waveRetryBackoffMs: 30_000,
+  // The wave scheduler's own defaults, so the two cannot drift apart.
+  waveSize: DEFAULT_WAVE_CONFIG.size,
+  waveTimeoutMs: DEFAULT_WAVE_CONFIG.timeoutMs,
+  waveRetries: DEFAULT_WAVE_CONFIG.retries,
+  waveRetryBackoffMs: DEFAULT_WAVE_CONFIG.retryBackoffMs,
 };
