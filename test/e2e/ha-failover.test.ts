@@ -84,6 +84,7 @@ describe("coordinator high availability on etcd", () => {
     const stoppedAt = Date.now();
     let setsBefore = 0;
     let powerBefore = 0;
+    let resumedAt = 0;
     try {
       const next = await until("another leader", () => {
         const l = leader();
@@ -97,9 +98,11 @@ describe("coordinator high availability on etcd", () => {
     } finally {
       setsBefore = demo.emulator.stats.sets;
       powerBefore = power.length;
+      // Taken before the signal: the woken coordinator may log its step-down before this process
+      // runs again on a busy machine.
+      resumedAt = Date.now();
       frozen.kill("SIGCONT");
     }
-    const resumedAt = Date.now();
     // The woken coordinator's job tries to switch the port on: its fence is refused, it steps down.
     const down = await until(
       `${old} stepping down`,
