@@ -33,9 +33,10 @@ beforeAll(() => {
   root = mkdtempSync(path.join(os.tmpdir(), "pifleet-units-"));
   cpSync("/usr/lib/systemd/system", path.join(root, "usr/lib/systemd/system"), { recursive: true, verbatimSymlinks: true });
   mkdirSync(path.join(root, "usr/bin"), { recursive: true });
-  // A merged-/usr host (Debian 12): /bin is /usr/bin, where procps's kill (ExecReload) lives.
+  // A merged-/usr host (Debian 12): /bin is /usr/bin, where procps's kill (ExecReload) and
+  // coreutils' mkdir (the fileserver's ExecStartPre) live.
   symlinkSync("usr/bin", path.join(root, "bin"));
-  for (const program of ["usr/bin/node", "usr/bin/perl", "usr/bin/kill"]) {
+  for (const program of ["usr/bin/node", "usr/bin/perl", "usr/bin/kill", "usr/bin/mkdir"]) {
     writeFileSync(path.join(root, program), "");
     chmodSync(path.join(root, program), 0o755);
   }
@@ -101,6 +102,10 @@ describe("systemd units", () => {
     const fs = directives(readFileSync(path.join(repo, "systemd", "pifleet-fileserver.service"), "utf8"));
     expect(fs.get("RestrictAddressFamilies")).toEqual(["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]);
     expect(fs.get("ReadWritePaths")?.join(" ")).toMatch(/\/export\b.*-\/etc\/exports\.d.*-\/etc\/network\/interfaces\.d.*-\/etc\/systemd\/network/);
+    // dnsmasq's two files (netboot), and an export root that a fresh fileserver does not have yet:
+    // a missing ReadWritePaths= entry stops the unit at its NAMESPACE step.
+    expect(fs.get("ReadWritePaths")?.join(" ").split(" ")).toEqual(expect.arrayContaining(["-/etc/dnsmasq.d", "-/etc/pifleet"]));
+    expect(fs.get("ExecStartPre")).toEqual(["+/bin/mkdir -p /export"]);
   });
 
   // systemd's own exposure score (0 = locked down, 10 = a default service). The thresholds are
