@@ -17,6 +17,7 @@ interface EmulatorFlags {
   group?: number;
   selfPowered?: number[];
   exec?: string;
+  portsOff?: boolean;
 }
 
 const positiveInt = (what: string) => (value: string): number => {
@@ -111,6 +112,7 @@ export function registerSwitchEmulator(program: Command): void {
       }),
     )
     .option("--exec <command>", "run COMMAND PORT on|off after each power change (e.g. to power a VM)")
+    .option("--ports-off", "start with PoE off on every port, as a shelf whose power just came back (ignored when --state has a saved state)")
     .action(async (flags: EmulatorFlags) => {
       const options: SwitchEmulatorOptions = flags.fleet ? fromFleet(loadFleet(flags.fleet), flags.shelf) : { address: "127.0.0.1", port: 16161 };
       if (flags.listen) Object.assign(options, parseListen(flags.listen));
@@ -122,6 +124,7 @@ export function registerSwitchEmulator(program: Command): void {
       if (flags.cisco) options.cisco = true;
       if (flags.group) options.group = flags.group;
       if (flags.selfPowered) options.selfPowered = flags.selfPowered;
+      if (flags.portsOff) options.initialPower = false;
       const log = createLogger("switch-emulator");
       if (flags.exec) {
         const command = flags.exec;
