@@ -101,7 +101,7 @@ describe("systemd units", () => {
     expect(caps("pifleet-fileserver")?.[0].split(" ")).toContain("CAP_NET_ADMIN");
     const fs = directives(readFileSync(path.join(repo, "systemd", "pifleet-fileserver.service"), "utf8"));
     expect(fs.get("RestrictAddressFamilies")).toEqual(["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]);
-    expect(fs.get("ReadWritePaths")?.join(" ")).toMatch(/\/export\b.*-\/etc\/exports\.d.*-\/etc\/network\/interfaces\.d.*-\/etc\/systemd\/network/);
+    expect(fs.get("ReadWritePaths")?.join(" ")).toMatch(/-\/export\b.*-\/etc\/exports\.d.*-\/etc\/network\/interfaces\.d.*-\/etc\/systemd\/network/);
     // dnsmasq's two files (netboot), and an export root that a fresh fileserver does not have yet:
     // a missing ReadWritePaths= entry stops the unit at its NAMESPACE step.
     expect(fs.get("ReadWritePaths")?.join(" ").split(" ")).toEqual(expect.arrayContaining(["-/etc/dnsmasq.d", "-/etc/pifleet"]));
