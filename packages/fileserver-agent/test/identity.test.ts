@@ -1,9 +1,10 @@
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { renderPiPublicInterface, type FileserverView } from "@pifleet/core";
 import { formatActions, initSandbox, openFileserver, type Fileserver } from "@pifleet/fileserver-agent";
 import { hostsWithName } from "../src/identity/files.js";
+import { writeInside } from "../src/write-inside.js";
 import { seedPlan, seedPlanWith, tempDir } from "./helpers.js";
 
 // Each Pi's root carries that Pi's identity — hostname, its 127.0.1.1 line, its static IPv6 on
@@ -62,7 +63,7 @@ describe("each Pi's root carries its own identity", () => {
     expect(existsSync(path.join(fs.layout.golden, "etc/network/interfaces.d"))).toBe(false);
     // Creation wrote them as part of the root's build, before the root was renamed into place.
     const text = formatActions(out.diff.actions);
-    expect(text).toContain(`install -m 0644 /dev/stdin ${fs.layout.exportRoot}/.10.46.189.2.building/etc/hostname`);
+    expect(text).toContain(`install -m 0644 /dev/stdin ${fs.layout.exportRoot}/.10.46.189.2.building/etc/hostname  # 1 lines, written atomically, no symlink followed\n`);
   });
 
   it("a root whose golden image has no /etc/hosts gets Debian's defaults with the Pi's name", async () => {
@@ -112,6 +113,7 @@ describe("each Pi's root carries its own identity", () => {
       ["pi04", [ifaceFile("pi04")]],
     ]);
 
+    expect(formatActions(actions)).toContain(`install -m 0644 /dev/stdin ${inRoot("pi01", "etc/hostname")}  # 1 lines, written atomically, no symlink followed\n`);
     expect((await fs.apply()).result?.ok).toBe(true);
     expect(read("pi01", "etc/hostname")).toBe("pi01\n");
     expect(read("pi01", "etc/hosts")).toBe("127.0.0.1 localhost\n127.0.1.1 pi01\n10.0.0.9 printer # the Pi's own entry\n");
@@ -185,6 +187,39 @@ describe("each Pi's root carries its own identity", () => {
     const before = listing(fs.layout.exportRoot);
     expect((await fs.apply()).diff.actions).toEqual([]);
     expect(listing(fs.layout.exportRoot)).toEqual(before);
+  });
+});
+
+describe("writing into a root its Pi may be running from", () => {
+  // writeInside is what runs after the path check: called here without one, it stands for the
+  // moment a Pi swaps a directory for a symlink between pifleet's check and its write.
+  it("follows no symlink on the way, even one swapped in after the check", async () => {
+    const root = path.join(t.dir, "root");
+    const outside = path.join(t.dir, "fileserver-etc");
+    mkdirSync(outside, { recursive: true });
+    mkdirSync(root);
+    symlinkSync(outside, path.join(root, "etc"));
+    await expect(writeInside(root, "etc/hostname", "pi01\n")).rejects.toThrow(`${root}/etc: is a symlink (to ${outside}); refused`);
+    await expect(writeInside(path.join(root, "etc"), "hostname", "pi01\n")).rejects.toThrow(/is a symlink/);
+    expect(readdirSync(outside)).toEqual([]);
+  });
+
+  it("replaces a symlink at the file's name or its temporary name instead of writing through it", async () => {
+    const root = path.join(t.dir, "root");
+    const secret = path.join(t.dir, "secret");
+    writeFileSync(secret, "fileserver's\n");
+    mkdirSync(path.join(root, "etc"), { recursive: true });
+    symlinkSync(secret, path.join(root, "etc/hostname"));
+    symlinkSync(secret, path.join(root, "etc/hosts.pifleet-tmp"));
+    await writeInside(root, "etc/hostname", "pi01\n");
+    await writeInside(root, "etc/hosts", "127.0.1.1 pi01\n");
+    await writeInside(root, "etc/network/interfaces.d/eth0.131", "auto eth0.131\n");
+    expect(readFileSync(secret, "utf8")).toBe("fileserver's\n");
+    expect(lstatSync(path.join(root, "etc/hostname")).isFile()).toBe(true);
+    expect(readFileSync(path.join(root, "etc/hostname"), "utf8")).toBe("pi01\n");
+    expect(readFileSync(path.join(root, "etc/hosts"), "utf8")).toBe("127.0.1.1 pi01\n");
+    expect(readFileSync(path.join(root, "etc/network/interfaces.d/eth0.131"), "utf8")).toBe("auto eth0.131\n");
+    expect(readdirSync(path.join(root, "etc")).sort()).toEqual(["hostname", "hosts", "network"]);
   });
 });
 

@@ -12,7 +12,7 @@ import type { IdentityFile, IdentityObservation } from "./observe.js";
  */
 export function buildIdentitySteps(root: string, pi: PiPlan, goldenHosts: IdentityFile): Step[] {
   if (goldenHosts.problem) throw new PathError(goldenHosts.path, `golden image: ${goldenHosts.problem}`);
-  return [...desiredIdentity(pi, goldenHosts.current)].map(([rel, content]) => ({ op: "write", path: path.join(root, rel), content, within: root }));
+  return [...desiredIdentity(pi, goldenHosts.current)].map(([rel, content]) => ({ op: "write", path: path.join(root, rel), content, within: root, noFollow: true }));
 }
 
 export interface IdentityDiff {
@@ -37,7 +37,7 @@ export function identityDiff(root: string, pi: PiPlan, obs: IdentityObservation)
     const want = desired.get(f.rel);
     if (want === undefined || f.current === want) continue;
     out.differs.push(`${f.rel} ${f.current === null ? "missing" : "differs from the plan"}`);
-    out.steps.push({ op: "write", path: f.path, content: want, within: root });
+    out.steps.push({ op: "write", path: f.path, content: want, within: root, noFollow: true });
   }
   return out;
 }
