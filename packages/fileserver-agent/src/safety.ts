@@ -1,5 +1,4 @@
-import { constants } from "node:fs";
-import { lstat, open, readlink, realpath } from "node:fs/promises";
+import { lstat, readlink, realpath } from "node:fs/promises";
 import path from "node:path";
 
 /**
@@ -128,38 +127,3 @@ export async function assertResolvesInside(base: string, target: string, what = 
   }
 }
 
-/** What `readInside` reads at most: pifleet's own small files, never a Pi's planted multi-GB one. */
-export const READ_INSIDE_LIMIT = 64 * 1024;
-
-/**
- * A small regular file inside `base`, read without following anything out of it: the way there
- * must resolve inside `base` and the file itself is opened with O_NOFOLLOW, so a Pi that put a
- * symlink in place of one of pifleet's files (`etc/hostname → /etc/shadow`) gets it refused, not
- * read. null when it does not exist.
- */
-export async function readInside(base: string, file: string, what = "file", limit = READ_INSIDE_LIMIT): Promise<string | null> {
-  await assertResolvesInside(base, file, what);
-  let fh;
-  try {
-    fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return null;
-    if (code === "ELOOP") {
-      const target = await readlink(file).catch(() => "?");
-      throw new PathError(file, `${what} is a symlink (to ${target}); pifleet writes it as a regular file and refuses to follow it — remove the link by hand`);
-    }
-    throw err;
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new PathError(file, `${what} is not a regular file; left for a person`);
-    if (st.size > limit) throw new PathError(file, `${what} is ${st.size} bytes, more than the ${limit} pifleet reads; left for a person`);
-    const buf = Buffer.alloc(limit + 1);
-    const { bytesRead } = await fh.read(buf, 0, limit + 1, 0);
-    if (bytesRead > limit) throw new PathError(file, `${what} grew past ${limit} bytes while read; left for a person`);
-    return buf.subarray(0, bytesRead).toString("utf8");
-  } finally {
-    await fh.close();
-  }
-}

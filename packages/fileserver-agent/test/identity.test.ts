@@ -1,10 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { renderPiPublicInterface, type FileserverView } from "@pifleet/core";
 import { formatActions, initSandbox, openFileserver, type Fileserver } from "@pifleet/fileserver-agent";
 import { hostsWithName } from "../src/identity/files.js";
-import { writeInside } from "../src/write-inside.js";
+import { readInside, READ_INSIDE_LIMIT, writeInside } from "../src/inside.js";
 import { seedPlan, seedPlanWith, tempDir } from "./helpers.js";
 
 // Each Pi's root carries that Pi's identity — hostname, its 127.0.1.1 line, its static IPv6 on
@@ -220,6 +221,24 @@ describe("writing into a root its Pi may be running from", () => {
     expect(readFileSync(path.join(root, "etc/hosts"), "utf8")).toBe("127.0.1.1 pi01\n");
     expect(readFileSync(path.join(root, "etc/network/interfaces.d/eth0.131"), "utf8")).toBe("auto eth0.131\n");
     expect(readdirSync(path.join(root, "etc")).sort()).toEqual(["hostname", "hosts", "network"]);
+  });
+});
+
+describe("reading a root its Pi may be running from", () => {
+  it("walks no symlink on the way, even one the path check lets through, and never blocks on a FIFO", async () => {
+    const root = path.join(t.dir, "root");
+    mkdirSync(path.join(root, "real-etc"), { recursive: true });
+    writeFileSync(path.join(root, "real-etc/hostname"), "pi01\n");
+    // Resolves inside the root, so only the handle walk (what a swap after the check meets) refuses it.
+    symlinkSync("real-etc", path.join(root, "etc"));
+    await expect(readInside(root, "etc/hostname")).rejects.toThrow(`${root}/etc: is a symlink (to real-etc); refused`);
+    expect(await readInside(root, "real-etc/hostname")).toBe("pi01\n");
+    expect(await readInside(root, "real-etc/missing")).toBeNull();
+    expect(await readInside(root, "nowhere/hostname")).toBeNull();
+    execFileSync("mkfifo", [path.join(root, "real-etc/hosts")]);
+    await expect(readInside(root, "real-etc/hosts")).rejects.toThrow("real-etc/hosts is not a regular file");
+    writeFileSync(path.join(root, "real-etc/big"), Buffer.alloc(READ_INSIDE_LIMIT + 1));
+    await expect(readInside(root, "real-etc/big")).rejects.toThrow(`is ${READ_INSIDE_LIMIT + 1} bytes`);
   });
 });
 

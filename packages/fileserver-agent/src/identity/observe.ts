@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { PiPlan } from "@pifleet/core";
-import { PathError, readInside } from "../safety.js";
+import { PathError } from "../safety.js";
+import { readInside } from "../inside.js";
 import { HOSTS, identityPaths } from "./files.js";
 
 /** One identity file as found in a root: its text (null: missing), or why it cannot be used. */
@@ -18,7 +19,7 @@ export type IdentityObservation = IdentityFile[];
 export async function observeIdentityFile(root: string, rel: string): Promise<IdentityFile> {
   const file = path.join(root, rel);
   try {
-    return { rel, path: file, current: await readInside(root, file, rel) };
+    return { rel, path: file, current: await readInside(root, rel) };
   } catch (err) {
     if (!(err instanceof PathError)) throw err;
     return { rel, path: file, current: null, problem: err.message };

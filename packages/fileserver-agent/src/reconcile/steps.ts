@@ -4,7 +4,7 @@ import path from "node:path";
 import { formatCommand, runChecked, shellQuote, type CommandRunner } from "../runner.js";
 import { assertNotSymlink, assertResolvesInside, PathError } from "../safety.js";
 import { hashTree } from "../content/hash.js";
-import { canWalkHandles, writeInside } from "../write-inside.js";
+import { canWalkHandles, writeInside } from "../inside.js";
 
 /**
  * The smallest unit of change. Every step prints as the exact shell command it performs (file
@@ -24,7 +24,7 @@ export type Step =
    * Written to a temporary name then renamed, so a reader sees the old file or the new one.
    * `noFollow`: reached from `within` through directory handles opened with O_NOFOLLOW, so not
    * even a symlink swapped in after the check can lead the write out (files in a root whose Pi
-   * may be running; see write-inside.ts).
+   * may be running; see inside.ts).
    */
   | { op: "write"; path: string; content: string; within: string; mode?: number; noFollow?: boolean }
   /**
