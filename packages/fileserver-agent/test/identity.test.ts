@@ -67,6 +67,17 @@ describe("each Pi's root carries its own identity", () => {
     expect(text).toContain(`install -m 0644 /dev/stdin ${fs.layout.exportRoot}/.10.46.189.2.building/etc/hostname  # 1 lines, written atomically, no symlink followed\n`);
   });
 
+  it("a golden image reached through a symlink (the current one of several) is read where it is", async () => {
+    const plan = seedPlanWith((f) => (f.fileserver.goldenImage = "/srv/pifleet/golden-current"));
+    await open(plan);
+    mkdirSync(path.join(t.dir, "srv/pifleet/golden-v2/etc"), { recursive: true });
+    writeFileSync(path.join(t.dir, "srv/pifleet/golden-v2/etc/hosts"), "127.0.0.1 localhost\n192.0.2.1 mirror\n");
+    rmSync(fs.layout.golden, { recursive: true });
+    symlinkSync("golden-v2", fs.layout.golden);
+    expect((await fs.apply()).result?.ok).toBe(true);
+    expect(read("pi01", "etc/hosts")).toBe("127.0.0.1 localhost\n127.0.1.1 pi01\n192.0.2.1 mirror\n");
+  });
+
   it("a root whose golden image has no /etc/hosts gets Debian's defaults with the Pi's name", async () => {
     await open();
     await fs.apply();

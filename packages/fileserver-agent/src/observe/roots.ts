@@ -1,4 +1,4 @@
-import { lstat, readlink, stat } from "node:fs/promises";
+import { lstat, readlink, realpath, stat } from "node:fs/promises";
 import type { PiPlan } from "@pifleet/core";
 import { rootPaths, type Layout, type RootPaths } from "../layout.js";
 import { observeContent, type ContentObservation } from "../content/observe.js";
@@ -63,5 +63,6 @@ export async function observeGolden(layout: Layout): Promise<{ ok: boolean; prob
   } catch (err) {
     return { ok: false, problem: `golden image ${layout.golden}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
   }
-  return { ok: true, content: await observeContent(layout.golden), hosts: await observeGoldenHosts(layout.golden) };
+  // The copy is taken from the golden image's realpath (it may be a symlink to the current image): so is its hosts file.
+  return { ok: true, content: await observeContent(layout.golden), hosts: await observeGoldenHosts(await realpath(layout.golden)) };
 }
