@@ -126,4 +126,3 @@ export async function assertResolvesInside(base: string, target: string, what = 
     throw new PathError(target, `${what} resolves to ${path.join(resolved, path.basename(target))}, outside ${base} (a symlink on the way points out)`);
   }
 }
-
