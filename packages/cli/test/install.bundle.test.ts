@@ -72,6 +72,33 @@ describe("self-contained bundles", () => {
     expect(manifest.files.map((f) => f.path).sort()).toEqual(["main.js", "notify-exec.pl", "package.json"]);
   });
 
+  it("the fileserver's one main.js is also pifleet-fileserver: a subcommand runs the CLI, --config alone the daemon", async () => {
+    const copy = path.join(tmp, "target", "fileserver-cli");
+    await buildBundle(ROLES.fileserver, { outDir: path.join(tmp, "fileserver-cli") });
+    cpSync(path.join(tmp, "fileserver-cli"), copy, { recursive: true });
+    const sandbox = mkdtempSync(path.join(tmp, "fs-sandbox-"));
+    const fleet = path.join(repo, "examples/seed-8.yaml");
+    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(copy, "main.js"), ...args], { cwd: "/", encoding: "utf8", timeout: 30_000 });
+
+    const help = run("plan", "--help");
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toContain("Usage: pifleet-fileserver plan");
+    expect(run("init-sandbox", "--fleet", fleet, "--root-prefix", sandbox).status).toBe(0);
+    // Options after the subcommand, as the README tells operators to type them.
+    const apply = run("apply", "--fleet", fleet, "--root-prefix", sandbox, "--json");
+    expect(apply.status, apply.stderr).toBe(0);
+    expect(JSON.parse(apply.stdout)).toMatchObject({ result: { ok: true } });
+    expect(readFileSync(path.join(sandbox, "export/10.46.189.2/etc/hostname"), "utf8")).toBe("pi01\n");
+    const check = run("--fleet", fleet, "--root-prefix", sandbox, "plan", "--check");
+    expect(check.status, check.stdout).toBe(0);
+    expect(check.stdout).toContain("drift: none");
+
+    // The daemon is what --config alone (the unit's command line) still starts.
+    const daemon = run("--config", "/nonexistent/fileserver.yaml");
+    expect(daemon.status).toBe(2);
+    expect(daemon.stderr).toContain("pifleet fileserver agent: /nonexistent/fileserver.yaml");
+  });
+
   it("refuses a bundle whose files do not match its manifest", async () => {
     const role: Role = ROLES.pi;
     const dir = path.join(tmp, "tampered");

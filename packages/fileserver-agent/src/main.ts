@@ -4,9 +4,14 @@ import { parseArgs } from "node:util";
 import { createLogger, createNotifier, FleetError, readSecret } from "@pifleet/core";
 import { FileserverAgent } from "./agent.js";
 import { loadFileserverConfig } from "./config.js";
+import { isDaemonInvocation } from "./dispatch.js";
 
-/** `node dist/main.js --config /etc/pifleet/fileserver.yaml`: the fileserver agent daemon. */
-async function main(): Promise<void> {
+/**
+ * `node dist/main.js --config /etc/pifleet/fileserver.yaml`: the fileserver agent daemon.
+ * `node dist/main.js apply|plan|rebuild PI|… [options]`: the `pifleet-fileserver` command, so an
+ * installed fileserver (which has this bundle only) can run it: see dispatch.ts.
+ */
+async function daemon(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: "string", default: "/etc/pifleet/fileserver.yaml" } }, strict: true });
   const file = values.config!;
   const cfg = loadFileserverConfig(file);
@@ -33,8 +38,14 @@ async function main(): Promise<void> {
   logger.info({ coordinator: cfg.coordinator.url, identity: cfg.identity, interval: cfg.intervalMs, dryRun: cfg.dryRun }, "fileserver agent running");
 }
 
-main().catch((err) => {
-  const msg = err instanceof FleetError ? err.message : (err as Error).message;
-  process.stderr.write(`pifleet fileserver agent: ${msg}\n`);
-  process.exit(err instanceof FleetError ? 2 : 1);
-});
+if (isDaemonInvocation(process.argv.slice(2))) {
+  daemon().catch((err) => {
+    const msg = err instanceof FleetError ? err.message : (err as Error).message;
+    process.stderr.write(`pifleet fileserver agent: ${msg}\n`);
+    process.exit(err instanceof FleetError ? 2 : 1);
+  });
+} else {
+  // Loaded only here: the daemon never loads the command line's code.
+  const { runCli } = await import("./program.js");
+  process.exitCode = await runCli(process.argv);
+}

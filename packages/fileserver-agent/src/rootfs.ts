@@ -6,6 +6,7 @@ import type { Observed } from "./observe/observe.js";
 import type { Step } from "./reconcile/steps.js";
 import { sharedContentSteps } from "./content/shared.js";
 import { contentSteps } from "./content/steps.js";
+import { buildIdentitySteps } from "./identity/steps.js";
 import { PathError } from "./safety.js";
 
 /**
@@ -26,7 +27,8 @@ export function exportRootSteps(layout: Layout, obs: Observed): Step[] {
 
 /**
  * Steps that build a complete fresh root at `.new`: golden image copy, then the site — the
- * current version copied in, or (shared content) the mount of the one read-only copy.
+ * current version copied in, or (shared content) the mount of the one read-only copy — then the
+ * Pi's identity (hostname, hosts, public interface), so no Pi boots as the golden image.
  */
 function buildSteps(view: FileserverView, layout: Layout, root: RootObservation, obs: Observed): Step[] {
   if (!obs.golden.ok || !obs.golden.real) throw new PathError(layout.golden, obs.golden.problem ?? "golden image unusable");
@@ -41,6 +43,8 @@ function buildSteps(view: FileserverView, layout: Layout, root: RootObservation,
   } else if (obs.store.current && obs.golden.content) {
     steps.push(...contentSteps(p.building, obs.golden.content, obs.store.current, path.join(layout.contentStore, obs.store.current)));
   }
+  if (!obs.golden.hosts) throw new PathError(layout.golden, "golden image not observed");
+  steps.push(...buildIdentitySteps(p.building, root.pi, obs.golden.hosts));
   steps.push({ op: "rename", from: p.building, to: p.next, within });
   return steps;
 }

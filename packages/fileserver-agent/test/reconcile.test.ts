@@ -59,7 +59,8 @@ describe("reconcile with recorded ip/exportfs output", () => {
     expect(runner.changes()).toEqual([...expectedIp(8), "exportfs -ra"]);
     expect(runner.calls.some((c) => c.includes("eth0.99"))).toBe(false);
     expect(readFileSync(path.join(t.dir, "etc/network/interfaces.d/pifleet"), "utf8")).toBe(renderFileserverInterfaces(seedPlan()));
-    expect(readFileSync(path.join(t.dir, "export/10.46.189.30/etc/hostname"), "utf8")).toBe("raspberrypi\n");
+    // Each root is its own Pi's, not a plain copy of the golden image.
+    expect(readFileSync(path.join(t.dir, "export/10.46.189.30/etc/hostname"), "utf8")).toBe("pi08\n");
 
     // The kernel now looks like the recorded post-state.
     const second = after();

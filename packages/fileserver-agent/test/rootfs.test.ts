@@ -35,8 +35,9 @@ describe("root filesystems on the real filesystem", () => {
     const goldenBefore = readdirSync(fs.layout.golden, { recursive: true }).sort();
     expect((await fs.apply()).result?.ok).toBe(true);
     for (const pi of fs.plan.pis) {
-      expect(readFileSync(path.join(exportRoot, pi.piAddress, "etc/hostname"), "utf8")).toBe("raspberrypi\n");
-      expect(readdirSync(path.join(exportRoot, pi.piAddress), { recursive: true }).sort()).toEqual(goldenBefore);
+      // The golden image's tree, plus the Pi's identity (hostname and hosts are the golden's own names).
+      const identity = ["etc/hosts", "etc/network", "etc/network/interfaces.d", `etc/network/interfaces.d/${pi.publicInterface}`];
+      expect(readdirSync(path.join(exportRoot, pi.piAddress), { recursive: true }).sort()).toEqual([...goldenBefore, ...identity].sort());
     }
     expect(readdirSync(fs.layout.golden, { recursive: true }).sort()).toEqual(goldenBefore);
     expect(readdirSync(exportRoot).filter((n) => n.includes(".building") || n.includes(".new"))).toEqual([]);
@@ -66,7 +67,7 @@ describe("root filesystems on the real filesystem", () => {
 
     expect((await fs.rebuild("pi01", OFF)).result?.ok).toBe(true);
     expect(existsSync(path.join(root(), "marker"))).toBe(false);
-    expect(readFileSync(path.join(root(), "etc/hostname"), "utf8")).toBe("raspberrypi\n");
+    expect(readFileSync(path.join(root(), "etc/hostname"), "utf8")).toBe("pi01\n");
     // The old root is the same directory, renamed: not a copy.
     expect(statSync(path.join(exportRoot, ".10.46.189.2.prev")).ino).toBe(oldIno);
     expect(readFileSync(path.join(exportRoot, ".10.46.189.2.prev/marker"), "utf8")).toBe("broken state");

@@ -1,7 +1,8 @@
-import { lstat, readlink, stat } from "node:fs/promises";
+import { lstat, readlink, realpath, stat } from "node:fs/promises";
 import type { PiPlan } from "@pifleet/core";
 import { rootPaths, type Layout, type RootPaths } from "../layout.js";
 import { observeContent, type ContentObservation } from "../content/observe.js";
+import { observeGoldenHosts, observeIdentity, type IdentityFile, type IdentityObservation } from "../identity/observe.js";
 
 export interface RootObservation {
   pi: PiPlan;
@@ -16,6 +17,8 @@ export interface RootObservation {
   hasTrash: boolean;
   hasSwap: boolean;
   content: ContentObservation;
+  /** The Pi's hostname, hosts and public interface files as found (empty unless present). */
+  identity: IdentityObservation;
 }
 
 async function kind(p: string): Promise<"dir" | "symlink" | "other" | "absent"> {
@@ -43,18 +46,23 @@ export async function observeRoot(layout: Layout, pi: PiPlan): Promise<RootObser
     hasTrash: (await kind(paths.trash)) !== "absent",
     hasSwap: (await kind(paths.swap)) === "dir",
     content: EMPTY_CONTENT,
+    identity: [],
   };
   if (k === "symlink") obs.linkTarget = await readlink(paths.root).catch(() => "?");
-  if (obs.state === "present") obs.content = await observeContent(paths.root);
+  if (obs.state === "present") {
+    obs.content = await observeContent(paths.root);
+    obs.identity = await observeIdentity(paths.root, pi);
+  }
   return obs;
 }
 
-export async function observeGolden(layout: Layout): Promise<{ ok: boolean; problem?: string; content?: ContentObservation }> {
+export async function observeGolden(layout: Layout): Promise<{ ok: boolean; problem?: string; content?: ContentObservation; hosts?: IdentityFile }> {
   try {
     const st = await stat(layout.golden);
     if (!st.isDirectory()) return { ok: false, problem: `golden image ${layout.golden} is not a directory` };
   } catch (err) {
     return { ok: false, problem: `golden image ${layout.golden}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
   }
-  return { ok: true, content: await observeContent(layout.golden) };
+  // The copy is taken from the golden image's realpath (it may be a symlink to the current image): so is its hosts file.
+  return { ok: true, content: await observeContent(layout.golden), hosts: await observeGoldenHosts(await realpath(layout.golden)) };
 }

@@ -10,6 +10,8 @@ import { isInside, PathError } from "../safety.js";
 import type { Action, Diff, DriftEntry } from "./drift.js";
 import type { Step } from "./steps.js";
 import { diffNetboot } from "../netboot/diff.js";
+import { identityDiff } from "../identity/steps.js";
+import type { RootObservation } from "../observe/roots.js";
 
 /** Set as the link's alias on every VLAN interface pifleet creates: its mark of ownership in the live state. */
 export function ownerMark(plan: FileserverView): string {
@@ -119,6 +121,21 @@ function diffPersist(obs: Observed, plan: FileserverView, layout: Layout, drift:
   drift.push(...obs.persist.checks);
 }
 
+/**
+ * A present root's hostname, hosts and public interface, written where they differ from the
+ * plan. These are the only files pifleet writes into a root its Pi may be running from in every
+ * content mode: small, each replaced by one rename, read by the Pi at its next boot.
+ */
+function diffIdentity(r: RootObservation, drift: DriftEntry[], actions: Action[]): void {
+  const subject = r.pi.name;
+  const d = identityDiff(r.paths.root, r.pi, r.identity);
+  for (const problem of d.refused) drift.push({ kind: "identity", subject, detail: `${problem}; refused` });
+  for (const what of d.differs) drift.push({ kind: "identity", subject, detail: what });
+  if (d.steps.length) {
+    actions.push({ kind: "identity", subject, why: `make ${subject}'s root carry its own hostname and public interface (${r.pi.publicInterface}); read at its next boot`, steps: d.steps });
+  }
+}
+
 function diffRoots(plan: FileserverView, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
   const current = obs.store.current;
   const shared = plan.fileserver.content === "shared";
@@ -148,11 +165,12 @@ function diffRoots(plan: FileserverView, layout: Layout, obs: Observed, drift: D
         }
         continue;
       }
+      diffIdentity(r, drift, actions);
       if (shared) {
-        // A running Pi's root is never written (the Pi could swap a directory for a symlink under
+        // No site content is written into a running Pi's root (the Pi could swap a directory for a symlink under
         // the agent's feet): a root that does not mount the shared site is moved by a rebuild.
         if (r.content.html !== "shared") {
-          drift.push({ kind: "content", subject, detail: `serves ${r.content.version ? `its own copy of site ${r.content.version}` : "its own var/www/html"}, not the shared content export; rebuild ${subject}'s root to move it (pifleet writes into no running Pi's root)` });
+          drift.push({ kind: "content", subject, detail: `serves ${r.content.version ? `its own copy of site ${r.content.version}` : "its own var/www/html"}, not the shared content export; rebuild ${subject}'s root to move it (pifleet writes no site content into a running Pi's root)` });
         }
         continue;
       }

@@ -4,6 +4,7 @@ import path from "node:path";
 import { formatCommand, runChecked, shellQuote, type CommandRunner } from "../runner.js";
 import { assertNotSymlink, assertResolvesInside, PathError } from "../safety.js";
 import { hashTree } from "../content/hash.js";
+import { canWalkHandles, writeInside } from "../inside.js";
 
 /**
  * The smallest unit of change. Every step prints as the exact shell command it performs (file
@@ -19,8 +20,13 @@ export type Step =
   | { op: "rename"; from: string; to: string; within: string }
   | { op: "remove"; path: string; within: string }
   | { op: "symlink"; target: string; path: string; within: string }
-  /** Written to a temporary name then renamed, so a reader sees the old file or the new one. */
-  | { op: "write"; path: string; content: string; within: string; mode?: number }
+  /**
+   * Written to a temporary name then renamed, so a reader sees the old file or the new one.
+   * `noFollow`: reached from `within` through directory handles opened with O_NOFOLLOW, so not
+   * even a symlink swapped in after the check can lead the write out (files in a root whose Pi
+   * may be running; see inside.ts).
+   */
+  | { op: "write"; path: string; content: string; within: string; mode?: number; noFollow?: boolean }
   /**
    * One regular file copied out of a tree someone else writes (a Pi's root): the source must
    * resolve inside `fromWithin` and is opened without following a final symlink; its times are
@@ -55,7 +61,8 @@ export function formatStep(step: Step, verbose = false): string {
       return formatCommand("ln", ["-s", step.target, step.path]);
     case "write": {
       const mode = (step.mode ?? 0o644).toString(8).padStart(4, "0");
-      if (!verbose) return `install -m ${mode} /dev/stdin ${shellQuote(step.path)}  # ${step.content.split("\n").length - 1} lines, written atomically`;
+      const how = step.noFollow ? "written atomically, no symlink followed" : "written atomically";
+      if (!verbose) return `install -m ${mode} /dev/stdin ${shellQuote(step.path)}  # ${step.content.split("\n").length - 1} lines, ${how}`;
       return `install -m ${mode} /dev/stdin ${shellQuote(step.path)} <<'PIFLEET'\n${step.content}${step.content.endsWith("\n") ? "" : "\n"}PIFLEET`;
     }
     case "copyFile":
@@ -140,6 +147,10 @@ export async function executeStep(step: Step, ctx: StepContext): Promise<void> {
       return;
     case "write": {
       await confine(ctx, step.within, step.path);
+      if (step.noFollow && canWalkHandles()) {
+        await writeInside(step.within, path.relative(step.within, step.path), step.content, step.mode ?? 0o644);
+        return;
+      }
       await mkdir(path.dirname(step.path), { recursive: true });
       await confine(ctx, step.within, step.path);
       const tmp = `${step.path}.pifleet-tmp`;
