@@ -14,6 +14,7 @@ import { InstallError } from "../src/install/remote.js";
 import { ReportWatch, type WaitRole } from "../src/install/report-wait.js";
 import { ROLES } from "../src/install/roles.js";
 import { startApache, type ApacheInstance } from "../../../test/apache/apache-server.js";
+import { startSshd } from "./install-harness.js";
 
 /**
  * `pifleet install --wait-report` against a real coordinator (its built daemon, a child process on
@@ -278,7 +279,7 @@ describe("pifleet install --wait-report (a real coordinator on ::1)", () => {
 describe("pifleet install --wait-report: arguments", () => {
   const cli = (args: string[]) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, PIFLEET_URL: "", PIFLEET_TOKEN: "" }, stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, PIFLEET_URL: "", PIFLEET_TOKEN: "", SSH_AUTH_SOCK: "" }, stdio: ["ignore", "ignore", "pipe"] });
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       child.on("exit", (code) => resolve({ code, stderr }));
@@ -312,4 +313,24 @@ describe("pifleet install --wait-report: arguments", () => {
       server.close();
     }
   }, 30_000);
+
+  it("with good arguments (URL and token from the environment, the agent from --config) a failure on the target ends the run: the feed watcher started beside the install does not hold it open", async () => {
+    const sshDir = mkdtempSync(path.join(dir, "sshd-"));
+    const sshd = await startSshd(sshDir);
+    const knownHosts = path.join(sshDir, "known_hosts");
+    writeFileSync(knownHosts, `${sshd.hostKeyLine}\n`);
+    try {
+      // $PIFLEET_URL and $PIFLEET_TOKEN as the other feed commands take them; the agent from --config.
+      const child = spawn(process.execPath, [CLI, "install", "127.0.0.1", "--role", "pi", "--port", String(sshd.port), "--identity", sshd.wrongKey, "--known-hosts", knownHosts, "--config", piAgentConfig("pi01"), "--wait-report", "--report-timeout", "5"], {
+        env: { ...process.env, PIFLEET_URL: `ws://[::1]:${port}`, PIFLEET_TOKEN: watcherToken },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      expect({ code, stderr }).toEqual({ code: 1, stderr: `pifleet: ssh root@[127.0.0.1]:${sshd.port}: authentication failed: the server refused the key in ${sshd.wrongKey} for user root\n` });
+    } finally {
+      await sshd.stop();
+    }
+  }, 60_000);
 });
