@@ -276,6 +276,16 @@ describe("pifleet install --wait-report (a real coordinator on ::1)", () => {
   }, 60_000);
 });
 
+describe("pifleet install --wait-report: the watcher's own token", () => {
+  it("a watcher token the coordinator refuses ends the wait at once, saying so", async () => {
+    const t = fakeTarget("pifleet-pi-agent.service", () => undefined, true);
+    const w = new ReportWatch({ urls: [`ws://[::1]:${port}/feed`], token: "nobody.c2VjcmV0LXRoYXQtaXMtbm90LWlzc3VlZA", watcher: "nobody", role: "pi", agent: "pi01", timeoutMs: 30_000 });
+    const r = await runService(t, "pi", w, false);
+    expect(r.error).toBeInstanceOf(InstallError);
+    expect(r.error!.message).toMatch(/is active \(.*\), but its report cannot be waited for: the coordinator refused the watcher token nobody: unauthenticated \(\w+\)/);
+  }, 20_000);
+});
+
 describe("pifleet install --wait-report: arguments", () => {
   const cli = (args: string[]) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {

@@ -363,7 +363,7 @@ async function waitForReport(remote: Pick<RemoteHost, "run" | "label">, options:
     if (!(err instanceof ReportTimeout)) throw err;
     const { state, journal } = await unitReport(remote, unit);
     throw new InstallError(
-      `${remote.label}: ${unit} is active (${state}), but its agent did not report to the coordinator (${w.url}) within ${seconds(w.o.timeoutMs)}: ${err.message}. Last journal lines:\n${journal}`,
+      `${remote.label}: ${unit} is active (${state}), but ${err.timedOut ? `its agent did not report to the coordinator (${w.url}) within ${seconds(w.o.timeoutMs)}` : `its report cannot be waited for`}: ${err.message}. Last journal lines:\n${journal}`,
     );
   }
 }

@@ -112,8 +112,15 @@ export function fileserverSighting(view: FeedView, agent: string, f: Freshness):
   return { reported: false, said: `${agent}: no report since the restart; last report ${seconds(ageOf(view, lastSeen, f.now))} ago; ${health}${refusalLine(view, agent, f.now)}` };
 }
 
+/** The wait ended without a report: at the timeout, or at once when the watcher's token is refused. */
 export class ReportTimeout extends Error {
   override name = "ReportTimeout";
+  constructor(
+    message: string,
+    readonly timedOut = true,
+  ) {
+    super(message);
+  }
 }
 
 /** The watcher: opened early (while the install runs), asked once the unit is active. */
@@ -200,7 +207,7 @@ export class ReportWatch {
       const look = () => {
         if (this.refused) {
           done();
-          return reject(new ReportTimeout(this.refused));
+          return reject(new ReportTimeout(this.refused, false));
         }
         const s = this.sighting(f);
         if (s.reported) {
