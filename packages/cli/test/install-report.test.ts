@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -208,7 +208,7 @@ describe("pifleet install --wait-report (a real coordinator on ::1)", () => {
     expect(second.error).toBeUndefined();
     expect(second.changes).toEqual([]);
     expect(t.ran.slice(before)).toEqual(["systemctl is-enabled pifleet-pi-agent.service", "systemctl is-active pifleet-pi-agent.service"]);
-    expect(second.same.at(-1)).toMatch(/^pi01: healthy .* — reporting to the coordinator \(.*\), seen \d+\.\d s after asking$/);
+    expect(second.same.at(-1)).toMatch(/^pi01: healthy .* — reporting to the coordinator \(.*\): a report \d+\.\d s after asking$/);
   }, 60_000);
 
   it("an agent that never connects fails after --report-timeout with 'never connected' and the unit's journal", async () => {
@@ -225,7 +225,13 @@ describe("pifleet install --wait-report (a real coordinator on ::1)", () => {
     const old = startPiAgent("pi03");
     // The restart leaves the old process frozen, its TCP connection open (as a connection the
     // coordinator has not yet seen drop), and starts nothing that reports.
-    const t = fakeTarget("pifleet-pi-agent.service", () => undefined, false, async (child) => void child.kill("SIGSTOP"));
+    const t = fakeTarget("pifleet-pi-agent.service", () => undefined, false, async (child) => {
+      child.kill("SIGSTOP");
+      // As systemctl restart returns only once the old process is stopped and the new one started:
+      // stopped for sure, and a start's worth of time for a report it wrote just before to land.
+      while (!/^\d+ \(.*\) T/.test(readFileSync(`/proc/${child.pid}/stat`, "utf8"))) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 300));
+    });
     t.adopt(old);
     try {
       // pi03 reporting now, as a previous install left it.

@@ -346,17 +346,17 @@ async function unitReport(remote: Pick<RemoteHost, "run">, unit: string): Promis
   return { state: state || "systemctl show said nothing", journal: journal.stdout.trim() || "(none)" };
 }
 
-/** --wait-report: the agent's first report after `restarted` (or, nothing restarted, a recent one). */
+/** --wait-report: the agent's first report after `restarted` (nothing restarted: after now). */
 async function waitForReport(remote: Pick<RemoteHost, "run" | "label">, options: InstallOptions, restarted: number | undefined, same: (l: string) => void): Promise<void> {
   const w = options.reportWait;
   if (!w) return;
   const unit = `${options.role.unit}.service`;
   const from = Date.now();
   try {
-    const { sighting, at } = await w.until(restarted);
+    const { sighting, at } = await w.until(restarted ?? from, restarted === undefined ? "the wait began" : "the restart");
     same(
       restarted === undefined
-        ? `${sighting.said} — reporting to the coordinator (${w.url}), seen ${seconds(at - from)} after asking`
+        ? `${sighting.said} — reporting to the coordinator (${w.url}): a report ${seconds(at - from)} after asking`
         : `${sighting.said} — first report to the coordinator (${w.url}) ${seconds(at - restarted)} after systemctl restart`,
     );
   } catch (err) {

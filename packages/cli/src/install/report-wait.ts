@@ -6,9 +6,11 @@ import { FeedMirror } from "@pifleet/coordinator";
  * `pifleet install --wait-report`: after the unit is active, a watcher on the coordinator's feed
  * waits until the installed agent is seen reporting. "Reporting" is read from the coordinator's
  * own status, with durations only (the target's, this machine's and the coordinator's clocks
- * need not agree): a report counts when the coordinator received it after `since` (a local time:
+ * need not agree): a report counts when the coordinator received it after `since`, a local time:
  * when `systemctl restart` returned, so the old process, stopped before that, cannot be mistaken
- * for the new one), or, when this run restarted nothing, within the last `freshWithinMs`.
+ * for the new one; when this run restarted nothing, when the wait began, so a hung agent whose
+ * connection is still open is not taken for a reporting one (the next report, one interval away,
+ * answers).
  */
 
 export type WaitRole = "pi" | "fileserver";
@@ -45,10 +47,9 @@ export interface FeedView {
 }
 
 export interface Freshness {
-  /** Local time after which a report counts; undefined when this run restarted nothing. */
-  since?: number;
-  /** Nothing restarted: a report at most this old counts. */
-  freshWithinMs: number;
+  /** Local time after which a report counts, and what it was ("the restart"). */
+  since: number;
+  sinceWhat: string;
   now: number;
 }
 
@@ -60,7 +61,7 @@ function ageOf(view: FeedView, atMs: number, now: number): number {
 function counts(view: FeedView, atMs: number, f: Freshness): boolean {
   if (atMs <= 0) return false;
   const age = ageOf(view, atMs, f.now);
-  return f.since === undefined ? age <= f.freshWithinMs : age <= f.now - f.since;
+  return age <= f.now - f.since;
 }
 
 const seconds = (ms: number) => `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
@@ -95,7 +96,7 @@ export function piSighting(view: FeedView, agent: string, f: Freshness): Sightin
   const age = seconds(ageOf(view, lastSeen, f.now));
   return {
     reported: false,
-    said: `${agent}: ${s.connected ? "connected, but no report since the restart" : "not connected"}; last report ${age} ago; shown ${state}${s.reason ? ` (${s.reason})` : ""}${refusalLine(view, agent, f.now)}`,
+    said: `${agent}: ${s.connected ? `connected, but no report since ${f.sinceWhat}` : "not connected"}; last report ${age} ago; shown ${state}${s.reason ? ` (${s.reason})` : ""}${refusalLine(view, agent, f.now)}`,
   };
 }
 
@@ -109,7 +110,7 @@ export function fileserverSighting(view: FeedView, agent: string, f: Freshness):
   const health = `${fs.fileserverHealthy ? "healthy" : "unhealthy"}${fs.fileserverReason ? ` (${fs.fileserverReason})` : ""}`;
   if (counts(view, lastSeen, f)) return { reported: true, said: `${agent}: ${health}` };
   if (lastSeen === 0) return { reported: false, said: `${agent}: never connected${refusalLine(view, agent, f.now)}` };
-  return { reported: false, said: `${agent}: no report since the restart; last report ${seconds(ageOf(view, lastSeen, f.now))} ago; ${health}${refusalLine(view, agent, f.now)}` };
+  return { reported: false, said: `${agent}: no report since ${f.sinceWhat}; last report ${seconds(ageOf(view, lastSeen, f.now))} ago; ${health}${refusalLine(view, agent, f.now)}` };
 }
 
 /** The wait ended without a report: at the timeout, or at once when the watcher's token is refused. */
@@ -196,8 +197,8 @@ export class ReportWatch {
    * ReportTimeout (what the coordinator last said) after `timeoutMs` from now, or at once when the
    * watcher's own token is refused.
    */
-  until(since: number | undefined): Promise<{ sighting: Sighting; at: number }> {
-    const f = { since, freshWithinMs: this.o.timeoutMs };
+  until(since: number, sinceWhat: string): Promise<{ sighting: Sighting; at: number }> {
+    const f = { since, sinceWhat };
     return new Promise((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
