@@ -221,7 +221,7 @@ describe("pifleet install --wait-report (a real coordinator on ::1)", () => {
     );
   }, 30_000);
 
-  it("a report from before the restart does not count, even while the old connection looks open", async () => {
+  it("a report from before the restart (or before the wait, when nothing restarted) does not count, even while the old connection looks open", async () => {
     const old = startPiAgent("pi03");
     // The restart leaves the old process frozen, its TCP connection open (as a connection the
     // coordinator has not yet seen drop), and starts nothing that reports.
@@ -241,6 +241,10 @@ describe("pifleet install --wait-report (a real coordinator on ::1)", () => {
       expect(r.error).toBeInstanceOf(InstallError);
       expect(r.error!.message).toMatch(/within 2\.0 s: pi03: connected, but no report since the restart; last report \d+\.\d s ago; shown \w+/);
       expect(r.error!.message).toContain(`Last journal lines:\n${JOURNAL}`);
+      // Nothing to restart on the next run, but the frozen agent is no more reporting for that.
+      const again = await runService(t, "pi", watch("pi", "pi03", 1500), false);
+      expect(again.changes).toEqual([]);
+      expect(again.error!.message).toMatch(/within 1\.5 s: pi03: connected, but no report since the wait began; last report \d+\.\d s ago/);
     } finally {
       old.kill("SIGCONT");
     }
