@@ -200,7 +200,7 @@ describe("pifleet install --wait-report (a real coordinator on ::1)", () => {
     const first = await runService(t, "pi", watch("pi", "pi01", 20_000), true);
     expect(first.error).toBeUndefined();
     expect(first.changes).toEqual(["systemctl restart pifleet-pi-agent.service (was inactive)"]);
-    expect(first.same.at(-1)).toMatch(new RegExp(`^pi01: healthy .* — first report to the coordinator \\(ws://\\[::1\\]:${port}/feed\\) \\d+\\.\\d s after systemctl restart$`));
+    expect(first.same.at(-1)).toMatch(new RegExp(`^pi01: healthy .* — first report to the coordinator \\(ws://\\[::1\\]:${port}/feed\\) \\d+\\.\\d s after systemctl restart returned$`));
 
     // Nothing changed: no restart, no change, and the agent already reporting is seen.
     const before = t.ran.length;
@@ -275,7 +275,7 @@ describe("pifleet install --wait-report (a real coordinator on ::1)", () => {
     try {
       const r = await runService(t, "fileserver", watch("fileserver", "fs01", 20_000), true);
       expect(r.error).toBeUndefined();
-      expect(r.same.at(-1)).toMatch(/^fs01: healthy \(reporting healthy\) — first report to the coordinator \(.*\) \d+\.\d s after systemctl restart$/);
+      expect(r.same.at(-1)).toMatch(/^fs01: healthy \(reporting healthy\) — first report to the coordinator \(.*\) \d+\.\d s after systemctl restart returned$/);
 
       const other = await runService(fakeTarget("pifleet-fileserver.service", () => undefined, true), "fileserver", watch("fileserver", "fs99", 1000), false);
       expect(other.error!.message).toContain('within 1.0 s: fs99: not the coordinator\'s fileserver (it expects "fs01")');

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { buildBundle, bundleFiles, loadBundle, sha256, type BundleManifest } from "./bundle.js";
 import { InstallError, RemoteHost, sh, type SshTarget } from "./remote.js";
-import { ReportTimeout, type ReportWatch } from "./report-wait.js";
+import { ReportTimeout, seconds, type ReportWatch } from "./report-wait.js";
 import { layoutOf, NOTIFY_EXEC, SYSTEMD_DIR, unitText, type Role } from "./roles.js";
 
 /**
@@ -306,7 +306,8 @@ export async function manageService(
   const active = (await remote.run(`systemctl is-active ${unit}`)).stdout.trim();
   if (!changed.filesChanged && active === "active") {
     same(`${unit} active`);
-    if (!dry) await waitForReport(remote, options, undefined, same);
+    if (dry && options.reportWait) note(`would wait for ${options.reportWait.o.agent} to report to the coordinator`);
+    else if (!dry) await waitForReport(remote, options, undefined, same);
     return;
   }
   change(`systemctl restart ${unit}${active === "active" ? "" : ` (was ${active || "unknown"})`}`);
@@ -357,7 +358,7 @@ async function waitForReport(remote: Pick<RemoteHost, "run" | "label">, options:
     same(
       restarted === undefined
         ? `${sighting.said} — reporting to the coordinator (${w.url}): a report ${seconds(at - from)} after asking`
-        : `${sighting.said} — first report to the coordinator (${w.url}) ${seconds(at - restarted)} after systemctl restart`,
+        : `${sighting.said} — first report to the coordinator (${w.url}) ${seconds(at - restarted)} after systemctl restart returned`,
     );
   } catch (err) {
     if (!(err instanceof ReportTimeout)) throw err;
@@ -366,10 +367,6 @@ async function waitForReport(remote: Pick<RemoteHost, "run" | "label">, options:
       `${remote.label}: ${unit} is active (${state}), but ${err.timedOut ? `its agent did not report to the coordinator (${w.url}) within ${seconds(w.o.timeoutMs)}` : `its report cannot be waited for`}: ${err.message}. Last journal lines:\n${journal}`,
     );
   }
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 function readLocal(file: string, flag: string): Buffer {

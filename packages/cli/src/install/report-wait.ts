@@ -64,7 +64,8 @@ function counts(view: FeedView, atMs: number, f: Freshness): boolean {
   return age <= f.now - f.since;
 }
 
-const seconds = (ms: number) => `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
+/** A duration as the install's lines print it: "1.4 s". */
+export const seconds = (ms: number) => `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
 
 /** The agent's latest refusal in the feed's events (audit "auth" events name the agent as subject). */
 function lastRefusal(view: FeedView, agent: string): v1.FleetEvent | undefined {
