@@ -20,6 +20,16 @@ export function feedUrl(raw: string): string {
   return /\/(feed|agent)$/.test(raw) ? raw : `${raw.replace(/\/$/, "")}/feed`;
 }
 
+/**
+ * The coordinator URLs a feed command uses: `--url` or $PIFLEET_URL, several comma-separated for
+ * coordinators in high availability, each checked as feedUrl does.
+ */
+export function feedUrls(flag: string | undefined): string[] {
+  const raw = flag ?? process.env.PIFLEET_URL;
+  if (!raw) throw new UsageError("--url or $PIFLEET_URL is required (the coordinator's feed, e.g. wss://coordinator:7300/feed)");
+  return raw.split(",").map((u) => feedUrl(u.trim()));
+}
+
 function readToken(file: string): string {
   try {
     return readFileSync(file, "utf8");

@@ -230,7 +230,7 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
       this.unheard.set(ref.name, e);
     }
     this.fileserver = opts.fileserver ? { name: opts.fileserver, healthy: false, reason: "no report yet" } : undefined;
-    this.fleetStatus = v1.FleetStatus.create({ pisTotal: refs.length, fileserverHealthy: false });
+    this.fleetStatus = v1.FleetStatus.create({ pisTotal: refs.length, fileserverHealthy: false, fileserver: this.fileserver?.name ?? "", fileserverReason: this.fileserver?.reason ?? "" });
     for (const ref of refs) {
       if (ref.shelf === undefined || this.shelves.has(ref.shelf)) continue;
       const sh = v1.ShelfStatus.create({ name: ref.shelf });
@@ -473,12 +473,15 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     const fs = this.fileserver;
     if (!fs || fs.name !== name) return;
     fs.lastReportAt = at;
+    // Every report is news to a watcher waiting for this fileserver (`pifleet install --wait-report`):
+    // one FleetStatus per report interval (5 s by default) on the feed.
+    this.fleetStatus.fileserverLastSeenMs = at;
     const problems = [
       ...(report.healthy ? [] : ["reports itself unhealthy"]),
       ...(report.nfsServerRunning ? [] : ["NFS server not running"]),
       ...(report.error ? [report.error] : []),
     ];
-    this.setFileserverHealth(problems.length === 0, problems.length ? problems.join("; ") : "reporting healthy");
+    if (!this.setFileserverHealth(problems.length === 0, problems.length ? problems.join("; ") : "reporting healthy")) this.emit("fleetStatus", this.fleetStatus);
     this.emit("fileserverReport", name, report);
   }
 
@@ -545,15 +548,20 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     this.emit("changed", e);
   }
 
-  private setFileserverHealth(healthy: boolean, reason: string): void {
+  /** True when the FleetStatus changed and was emitted. */
+  private setFileserverHealth(healthy: boolean, reason: string): boolean {
     const fs = this.fileserver!;
     const changed = fs.healthy !== healthy;
+    const said = fs.reason !== reason;
     fs.healthy = healthy;
     fs.reason = reason;
-    if (!changed) return;
-    this.fleetStatus.fileserverHealthy = healthy;
-    this.emit("fileserverHealth", { name: fs.name, healthy, reason });
-    this.emit("fleetStatus", this.fleetStatus);
+    this.fleetStatus.fileserverReason = reason;
+    if (changed) {
+      this.fleetStatus.fileserverHealthy = healthy;
+      this.emit("fileserverHealth", { name: fs.name, healthy, reason });
+    }
+    if (changed || said) this.emit("fleetStatus", this.fleetStatus);
+    return changed || said;
   }
 
   private list(e: PiEntry): void {

@@ -112,6 +112,27 @@ describe("fleet state", () => {
     expect(fleet.fleetStatus.fileserverHealthy).toBe(false);
   });
 
+  it("puts the fileserver's name, reason and every report's time in the FleetStatus, emitted per report", () => {
+    const { fleet, tick, at } = setup(1);
+    expect(fleet.fleetStatus).toMatchObject({ fileserver: "fs", fileserverReason: "no report yet", fileserverHealthy: false });
+    expect(Number(fleet.fleetStatus.fileserverLastSeenMs)).toBe(0);
+    const emitted: number[] = [];
+    fleet.on("fleetStatus", (f) => emitted.push(Number(f.fileserverLastSeenMs)));
+    const report = v1.FileserverReport.create({ fileserver: "fs", healthy: true, nfsServerRunning: true });
+    fleet.fileserverReport("fs", report, at());
+    const first = at();
+    tick(1000);
+    // Nothing else changed: the report's time alone is sent.
+    fleet.fileserverReport("fs", report, at());
+    expect(emitted).toEqual([first, first + 1000]);
+    expect(fleet.fleetStatus.fileserverReason).toBe("reporting healthy");
+    fleet.fileserverReport("fs", v1.FileserverReport.create({ fileserver: "fs", healthy: true, nfsServerRunning: false }), at());
+    expect(fleet.fleetStatus).toMatchObject({ fileserverHealthy: false, fileserverReason: "NFS server not running" });
+    // Another name's report is not this fileserver's.
+    fleet.fileserverReport("other", report, at() + 5);
+    expect(Number(fleet.fleetStatus.fileserverLastSeenMs)).toBe(first + 1000);
+  });
+
   it("restores a last report stored before 0.2 (a PiReport) as a sample with its facts", () => {
     const a = setup(1);
     const row = a.fleet.record(a.fleet.pis.get("pi01")!);

@@ -3289,6 +3289,15 @@ export namespace pifleet {
             /** FleetStatus pisHealthy. */
             pisHealthy: number;
 
+            /** FleetStatus fileserver. */
+            fileserver: string;
+
+            /** FleetStatus fileserverReason. */
+            fileserverReason: string;
+
+            /** FleetStatus fileserverLastSeenMs. */
+            fileserverLastSeenMs: number;
+
             /** FleetStatus leader. */
             leader: string;
 
@@ -3408,6 +3417,15 @@ export namespace pifleet {
 
                 /** FleetStatus pisHealthy */
                 pisHealthy?: (number|null);
+
+                /** FleetStatus fileserver */
+                fileserver?: (string|null);
+
+                /** FleetStatus fileserverReason */
+                fileserverReason?: (string|null);
+
+                /** FleetStatus fileserverLastSeenMs */
+                fileserverLastSeenMs?: (number|null);
 
                 /** FleetStatus leader */
                 leader?: (string|null);

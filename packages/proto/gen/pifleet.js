@@ -10733,6 +10733,9 @@ export const pifleet = $root.pifleet = (() => {
              * @property {number|null} [activeRemediations] FleetStatus activeRemediations
              * @property {number|null} [pisTotal] FleetStatus pisTotal
              * @property {number|null} [pisHealthy] FleetStatus pisHealthy
+             * @property {string|null} [fileserver] FleetStatus fileserver
+             * @property {string|null} [fileserverReason] FleetStatus fileserverReason
+             * @property {number|null} [fileserverLastSeenMs] FleetStatus fileserverLastSeenMs
              * @property {string|null} [leader] FleetStatus leader
              * @property {string|null} [coordinator] FleetStatus coordinator
              * @property {boolean|null} [storeHealthy] FleetStatus storeHealthy
@@ -10819,6 +10822,30 @@ export const pifleet = $root.pifleet = (() => {
              * @instance
              */
             FleetStatus.prototype.pisHealthy = 0;
+
+            /**
+             * FleetStatus fileserver.
+             * @member {string} fileserver
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.fileserver = "";
+
+            /**
+             * FleetStatus fileserverReason.
+             * @member {string} fileserverReason
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.fileserverReason = "";
+
+            /**
+             * FleetStatus fileserverLastSeenMs.
+             * @member {number} fileserverLastSeenMs
+             * @memberof pifleet.v1.FleetStatus
+             * @instance
+             */
+            FleetStatus.prototype.fileserverLastSeenMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
             /**
              * FleetStatus leader.
@@ -10912,6 +10939,12 @@ export const pifleet = $root.pifleet = (() => {
                     w.uint32(/* id 5, wireType 0 =*/40).uint32(m.pisTotal);
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy") && m.pisHealthy !== 0)
                     w.uint32(/* id 6, wireType 0 =*/48).uint32(m.pisHealthy);
+                if (m.fileserver != null && $Object.hasOwnProperty.call(m, "fileserver") && m.fileserver !== "")
+                    w.uint32(/* id 7, wireType 2 =*/58).string(m.fileserver);
+                if (m.fileserverReason != null && $Object.hasOwnProperty.call(m, "fileserverReason") && m.fileserverReason !== "")
+                    w.uint32(/* id 8, wireType 2 =*/66).string(m.fileserverReason);
+                if (m.fileserverLastSeenMs != null && $Object.hasOwnProperty.call(m, "fileserverLastSeenMs") && (typeof m.fileserverLastSeenMs === "object" ? m.fileserverLastSeenMs.low || m.fileserverLastSeenMs.high : m.fileserverLastSeenMs !== 0))
+                    w.uint32(/* id 9, wireType 0 =*/72).uint64(m.fileserverLastSeenMs);
                 if (m.leader != null && $Object.hasOwnProperty.call(m, "leader") && m.leader !== "")
                     w.uint32(/* id 10, wireType 2 =*/82).string(m.leader);
                 if (m.coordinator != null && $Object.hasOwnProperty.call(m, "coordinator") && m.coordinator !== "")
@@ -11039,6 +11072,33 @@ export const pifleet = $root.pifleet = (() => {
                                 delete m.pisHealthy;
                             continue;
                         }
+                    case 7: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.fileserver = v;
+                            else
+                                delete m.fileserver;
+                            continue;
+                        }
+                    case 8: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.fileserverReason = v;
+                            else
+                                delete m.fileserverReason;
+                            continue;
+                        }
+                    case 9: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.fileserverLastSeenMs = v;
+                            else
+                                delete m.fileserverLastSeenMs;
+                            continue;
+                        }
                     case 10: {
                             if (u !== 2)
                                 break;
@@ -11163,6 +11223,18 @@ export const pifleet = $root.pifleet = (() => {
                     if (!$util.isInteger(m.pisHealthy))
                         return "pisHealthy: integer expected";
                 }
+                if (m.fileserver != null && $Object.hasOwnProperty.call(m, "fileserver")) {
+                    if (!$util.isString(m.fileserver))
+                        return "fileserver: string expected";
+                }
+                if (m.fileserverReason != null && $Object.hasOwnProperty.call(m, "fileserverReason")) {
+                    if (!$util.isString(m.fileserverReason))
+                        return "fileserverReason: string expected";
+                }
+                if (m.fileserverLastSeenMs != null && $Object.hasOwnProperty.call(m, "fileserverLastSeenMs")) {
+                    if (!$util.isInteger(m.fileserverLastSeenMs) && !(m.fileserverLastSeenMs && $util.isInteger(m.fileserverLastSeenMs.low) && $util.isInteger(m.fileserverLastSeenMs.high)))
+                        return "fileserverLastSeenMs: integer|Long expected";
+                }
                 if (m.leader != null && $Object.hasOwnProperty.call(m, "leader")) {
                     if (!$util.isString(m.leader))
                         return "leader: string expected";
@@ -11249,6 +11321,28 @@ export const pifleet = $root.pifleet = (() => {
                         m.pisHealthy = d.pisHealthy >>> 0;
                     }
                 }
+                if (d.fileserver != null) {
+                    if (typeof d.fileserver !== "string" || d.fileserver.length) {
+                        m.fileserver = $String(d.fileserver);
+                    }
+                }
+                if (d.fileserverReason != null) {
+                    if (typeof d.fileserverReason !== "string" || d.fileserverReason.length) {
+                        m.fileserverReason = $String(d.fileserverReason);
+                    }
+                }
+                if (d.fileserverLastSeenMs != null) {
+                    if (typeof d.fileserverLastSeenMs === "object" ? d.fileserverLastSeenMs.low || d.fileserverLastSeenMs.high : $Number(d.fileserverLastSeenMs) !== 0) {
+                        if ($util.Long)
+                            m.fileserverLastSeenMs = $util.Long.fromValue(d.fileserverLastSeenMs, true);
+                        else if (typeof d.fileserverLastSeenMs === "string")
+                            m.fileserverLastSeenMs = $parseInt(d.fileserverLastSeenMs, 10);
+                        else if (typeof d.fileserverLastSeenMs === "number")
+                            m.fileserverLastSeenMs = d.fileserverLastSeenMs;
+                        else if (typeof d.fileserverLastSeenMs === "object")
+                            m.fileserverLastSeenMs = new $util.LongBits(d.fileserverLastSeenMs.low >>> 0, d.fileserverLastSeenMs.high >>> 0).toNumber(true);
+                    }
+                }
                 if (d.leader != null) {
                     if (typeof d.leader !== "string" || d.leader.length) {
                         m.leader = $String(d.leader);
@@ -11318,6 +11412,13 @@ export const pifleet = $root.pifleet = (() => {
                     d.activeRemediations = 0;
                     d.pisTotal = 0;
                     d.pisHealthy = 0;
+                    d.fileserver = "";
+                    d.fileserverReason = "";
+                    if ($util.Long) {
+                        var n = new $util.Long(0, 0, true);
+                        d.fileserverLastSeenMs = o.longs === $String ? n.toString() : o.longs === $Number ? n.toNumber() : typeof $BigInt !== "undefined" && o.longs === $BigInt ? n.toBigInt() : n;
+                    } else
+                        d.fileserverLastSeenMs = o.longs === $String ? "0" : typeof $BigInt !== "undefined" && o.longs === $BigInt ? $BigInt("0") : 0;
                     d.leader = "";
                     d.coordinator = "";
                     d.storeHealthy = false;
@@ -11340,6 +11441,20 @@ export const pifleet = $root.pifleet = (() => {
                 }
                 if (m.pisHealthy != null && $Object.hasOwnProperty.call(m, "pisHealthy")) {
                     d.pisHealthy = m.pisHealthy;
+                }
+                if (m.fileserver != null && $Object.hasOwnProperty.call(m, "fileserver")) {
+                    d.fileserver = m.fileserver;
+                }
+                if (m.fileserverReason != null && $Object.hasOwnProperty.call(m, "fileserverReason")) {
+                    d.fileserverReason = m.fileserverReason;
+                }
+                if (m.fileserverLastSeenMs != null && $Object.hasOwnProperty.call(m, "fileserverLastSeenMs")) {
+                    if (typeof $BigInt !== "undefined" && o.longs === $BigInt)
+                        d.fileserverLastSeenMs = typeof m.fileserverLastSeenMs === "number" ? $BigInt(m.fileserverLastSeenMs) : $util.Long.fromBits(m.fileserverLastSeenMs.low >>> 0, m.fileserverLastSeenMs.high >>> 0, true).toBigInt();
+                    else if (typeof m.fileserverLastSeenMs === "number")
+                        d.fileserverLastSeenMs = o.longs === $String ? $String(m.fileserverLastSeenMs) : m.fileserverLastSeenMs;
+                    else
+                        d.fileserverLastSeenMs = o.longs === $String ? $util.Long.prototype.toString.call(m.fileserverLastSeenMs) : o.longs === $Number ? new $util.LongBits(m.fileserverLastSeenMs.low >>> 0, m.fileserverLastSeenMs.high >>> 0).toNumber(true) : m.fileserverLastSeenMs;
                 }
                 if (m.leader != null && $Object.hasOwnProperty.call(m, "leader")) {
                     d.leader = m.leader;

@@ -1,9 +1,14 @@
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Option, type Command } from "commander";
+import { createLogger } from "@pifleet/core";
 import { UsageError } from "../usage-error.js";
+import { feedCredentials, feedUrls } from "../feed-credentials.js";
+import { configIdentity } from "../install/config-check.js";
 import { install } from "../install/installer.js";
-import { roleOf } from "../install/roles.js";
+import { ReportWatch } from "../install/report-wait.js";
+import { roleOf, type Role } from "../install/roles.js";
 
 interface InstallFlags {
   role: string;
@@ -19,6 +24,13 @@ interface InstallFlags {
   knownHosts: string;
   acceptNewHostKey?: boolean;
   timeout: string;
+  waitReport?: boolean;
+  url?: string;
+  token?: string;
+  tokenFile?: string;
+  ca?: string;
+  agent?: string;
+  reportTimeout: string;
 }
 
 export function registerInstall(program: Command): void {
@@ -39,6 +51,13 @@ export function registerInstall(program: Command): void {
     .option("--known-hosts <file>", "known_hosts file checked for the target's host key", path.join(os.homedir(), ".ssh", "known_hosts"))
     .option("--accept-new-host-key", "trust and record a host key not yet in known_hosts (never a changed one)")
     .option("--timeout <seconds>", "SSH connect timeout, and the wait for the service to become active", "20")
+    .option("--wait-report", "pi, fileserver: once the service is active, wait until its agent reports to the coordinator (watching its feed)")
+    .option("--url <url>", "with --wait-report: the coordinator's feed, e.g. wss://coordinator:7300/feed; several, comma-separated, for HA (or $PIFLEET_URL)")
+    .option("--token <token>", "with --wait-report: a watcher token (NAME.SECRET); or --token-file, or $PIFLEET_TOKEN")
+    .option("--token-file <file>", "with --wait-report: read the watcher token from FILE")
+    .option("--ca <file>", "with --wait-report: CA certificate (PEM) to trust for wss://")
+    .option("--agent <name>", "with --wait-report: the agent's enrolled name (default: the --config file's identity)")
+    .option("--report-timeout <seconds>", "with --wait-report: how long to wait for the agent's first report", "60")
     .action(async (host: string, flags: InstallFlags) => {
       const role = roleOf(flags.role);
       if (!role) throw new UsageError(`--role: "${flags.role}" is not pi, fileserver or coordinator`);
@@ -48,6 +67,8 @@ export function registerInstall(program: Command): void {
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout: "${flags.timeout}" is not a number of seconds`);
       if (!flags.prefix.startsWith("/")) throw new UsageError(`--prefix: "${flags.prefix}" must be an absolute path on the target`);
       const prefix = path.posix.normalize(flags.prefix).replace(/(.)\/$/, "$1");
+      // Every --wait-report argument is checked here: a mistake must fail before the target is touched.
+      const reportWait = flags.waitReport ? reportWatch(role, flags, prefix) : undefined;
       await install({
         role,
         target: {
@@ -66,7 +87,40 @@ export function registerInstall(program: Command): void {
         dryRun: Boolean(flags.dryRun),
         bundleDir: flags.bundle,
         activeTimeoutMs: timeout * 1000,
+        reportWait,
         out: (line) => process.stdout.write(`${line}\n`),
       });
     });
+}
+
+function reportWatch(role: Role, flags: InstallFlags, prefix: string): ReportWatch {
+  if (role.role !== "pi" && role.role !== "fileserver") throw new UsageError(`--wait-report: the ${role.role} is not an agent that reports to a coordinator (only --role pi or fileserver)`);
+  if (prefix !== "/") throw new UsageError("--wait-report: nothing runs the service with --prefix (files only): leave out one or the other");
+  if (!flags.start) throw new UsageError("--wait-report: --no-start leaves the service stopped: leave out one or the other");
+  const urls = feedUrls(flags.url);
+  const { token, name } = feedCredentials(flags, "a watcher token, for --wait-report");
+  const seconds = Number(flags.reportTimeout);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--report-timeout: "${flags.reportTimeout}" is not a number of seconds`);
+  const fromConfig = flags.config ? configIdentity(role.role, flags.config) : undefined;
+  if (fromConfig && flags.agent && flags.agent !== fromConfig) throw new UsageError(`--agent ${flags.agent}: the --config file's identity is ${fromConfig}`);
+  const agent = flags.agent ?? fromConfig;
+  if (!agent) throw new UsageError("--wait-report: without --config, --agent NAME says which agent to wait for");
+  let ca: Buffer | undefined;
+  if (flags.ca) {
+    try {
+      ca = readFileSync(flags.ca);
+    } catch (err) {
+      throw new UsageError(`--ca: cannot read ${flags.ca}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  return new ReportWatch({
+    urls,
+    token,
+    watcher: name,
+    ca,
+    role: role.role,
+    agent,
+    timeoutMs: seconds * 1000,
+    logger: createLogger("install", { level: process.env.PIFLEET_LOG_LEVEL ?? "error" }),
+  });
 }

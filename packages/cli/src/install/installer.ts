@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { buildBundle, bundleFiles, loadBundle, sha256, type BundleManifest } from "./bundle.js";
 import { InstallError, RemoteHost, sh, type SshTarget } from "./remote.js";
+import { ReportTimeout, seconds, type ReportWatch } from "./report-wait.js";
 import { layoutOf, NOTIFY_EXEC, SYSTEMD_DIR, unitText, type Role } from "./roles.js";
 
 /**
@@ -25,6 +26,11 @@ export interface InstallOptions {
   /** A bundle folder from scripts/bundle.mjs; built on the fly from packages/<role>/dist when absent. */
   bundleDir?: string;
   activeTimeoutMs: number;
+  /**
+   * --wait-report: a watcher on the coordinator's feed, started here before the target is touched
+   * and asked, once the unit is active, for the agent's first report.
+   */
+  reportWait?: ReportWatch;
   out: (line: string) => void;
 }
 
@@ -107,8 +113,11 @@ async function installOn(options: InstallOptions, manifest: BundleManifest, desi
   const note = (line: string) => out(`  - ${line}`);
 
   out(`pifleet install ${role.role} (${role.unit}) on ${options.target.host}${real ? "" : ` under ${prefix}`}${dryRun ? " — dry run, nothing will be changed" : ""}`);
-  const remote = await RemoteHost.connect(options.target);
+  // The feed connects while the files go up: by the time the unit is active it has its snapshot.
+  if (!dryRun) options.reportWait?.start();
+  let remote: RemoteHost | undefined;
   try {
+    remote = await RemoteHost.connect(options.target);
     out(`  = connected as ${remote.label}${remote.hostKey.ok && remote.hostKey.how === "added" ? ` (host key added to ${options.target.knownHosts})` : ""}`);
 
     await checkNode(remote, manifest, out);
@@ -179,7 +188,8 @@ async function installOn(options: InstallOptions, manifest: BundleManifest, desi
       await manageService(remote, options, { unitChanged, filesChanged, configMissing }, change, same, note);
     }
   } finally {
-    remote.close();
+    remote?.close();
+    await options.reportWait?.stop();
   }
   out(
     actions.length === 0
@@ -263,7 +273,11 @@ async function survey(remote: RemoteHost, paths: string[], dirs: string[], libDi
   return { files, missingDirs, installed: installed.sort() };
 }
 
-/** Enables and (re)starts the role's unit; a unit that does not come up is reported with its state and journal. */
+/**
+ * Enables and (re)starts the role's unit; a unit that does not come up is reported with its state
+ * and journal. With `reportWait`, then waits for the agent's first report to the coordinator; an
+ * agent that does not report is reported with what the coordinator said and the same journal.
+ */
 export async function manageService(
   remote: Pick<RemoteHost, "run" | "check" | "label">,
   options: InstallOptions,
@@ -292,28 +306,66 @@ export async function manageService(
   const active = (await remote.run(`systemctl is-active ${unit}`)).stdout.trim();
   if (!changed.filesChanged && active === "active") {
     same(`${unit} active`);
+    if (dry && options.reportWait) note(`would wait for ${options.reportWait.o.agent} to report to the coordinator`);
+    else if (!dry) await waitForReport(remote, options, undefined, same);
     return;
   }
   change(`systemctl restart ${unit}${active === "active" ? "" : ` (was ${active || "unknown"})`}`);
-  if (dry) return;
+  if (dry) {
+    if (options.reportWait) note(`would wait for ${options.reportWait.o.agent} to report to the coordinator`);
+    return;
+  }
   const restart = await remote.run(`systemctl restart ${unit}`);
-  const deadline = Date.now() + options.activeTimeoutMs;
+  // Whatever the old process said to the coordinator, it said before this: it was stopped first.
+  const restarted = Date.now();
+  const deadline = restarted + options.activeTimeoutMs;
   for (;;) {
     const now = (await remote.run(`systemctl is-active ${unit}`)).stdout.trim();
     if (now === "active" && restart.code === 0) {
       same(`${unit} active`);
+      await waitForReport(remote, options, restarted, same);
       return;
     }
     if (now === "failed" || restart.code !== 0 || Date.now() > deadline) {
-      // What systemd knows (e.g. SubState=auto-restart, Result=exit-code or timeout) and what the daemon said.
-      const show = await remote.run(`systemctl show -p ActiveState,SubState,Result ${unit}`);
-      const state = show.stdout.trim().split("\n").filter(Boolean).join(" ");
-      const journal = await remote.run(`journalctl -u ${unit} -n 20 --no-pager -o cat`);
+      const { state, journal } = await unitReport(remote, unit);
       throw new InstallError(
-        `${remote.label}: ${unit} did not become active (${now || "unknown"}${restart.code !== 0 ? `, systemctl restart exited ${restart.code}` : ""}; ${state || "systemctl show said nothing"}). Last journal lines:\n${journal.stdout.trim() || "(none)"}`,
+        `${remote.label}: ${unit} did not become active (${now || "unknown"}${restart.code !== 0 ? `, systemctl restart exited ${restart.code}` : ""}; ${state}). Last journal lines:\n${journal}`,
       );
     }
     await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/**
+ * What systemd knows about a unit that let us down (e.g. SubState=auto-restart, Result=exit-code
+ * or timeout) and what the daemon said: the end of every failure message about it.
+ */
+async function unitReport(remote: Pick<RemoteHost, "run">, unit: string): Promise<{ state: string; journal: string }> {
+  const show = await remote.run(`systemctl show -p ActiveState,SubState,Result ${unit}`);
+  const state = show.stdout.trim().split("\n").filter(Boolean).join(" ");
+  const journal = await remote.run(`journalctl -u ${unit} -n 20 --no-pager -o cat`);
+  return { state: state || "systemctl show said nothing", journal: journal.stdout.trim() || "(none)" };
+}
+
+/** --wait-report: the agent's first report after `restarted` (nothing restarted: after now). */
+async function waitForReport(remote: Pick<RemoteHost, "run" | "label">, options: InstallOptions, restarted: number | undefined, same: (l: string) => void): Promise<void> {
+  const w = options.reportWait;
+  if (!w) return;
+  const unit = `${options.role.unit}.service`;
+  const from = Date.now();
+  try {
+    const { sighting, at } = await w.until(restarted ?? from, restarted === undefined ? "the wait began" : "the restart");
+    same(
+      restarted === undefined
+        ? `${sighting.said} — reporting to the coordinator (${w.url}): a report ${seconds(at - from)} after asking`
+        : `${sighting.said} — first report to the coordinator (${w.url}) ${seconds(at - restarted)} after systemctl restart returned`,
+    );
+  } catch (err) {
+    if (!(err instanceof ReportTimeout)) throw err;
+    const { state, journal } = await unitReport(remote, unit);
+    throw new InstallError(
+      `${remote.label}: ${unit} is active (${state}), but ${err.timedOut ? `its agent did not report to the coordinator (${w.url}) within ${seconds(w.o.timeoutMs)}` : `its report cannot be waited for`}: ${err.message}. Last journal lines:\n${journal}`,
+    );
   }
 }
 
