@@ -101,7 +101,30 @@ export class Fileserver {
   }
 
   apply(dryRun = false): Promise<Outcome> {
-    return this.exclusive(async () => this.run(await this.planApply(), dryRun));
+    return this.exclusive(async () => {
+      const first = await this.run(await this.planApply(), dryRun);
+      // A netbooted Pi's TFTP folder is filled from its own root's /boot, which a root this
+      // apply created did not have when the fileserver was observed: look once more, so one
+      // apply leaves a fresh fileserver able to boot its Pis. Only TFTP: nothing else depends on
+      // what is inside a root.
+      if (dryRun || !first.result?.ok || !first.diff.actions.some((a) => a.kind === "root")) return first;
+      return this.followUp(first, (a) => a.kind === "tftp");
+    });
+  }
+
+  /** Runs what a second look finds (`keep`: which of those actions), appended to `first`. */
+  private async followUp(first: Outcome, keep: (a: Action) => boolean): Promise<Outcome> {
+    const again = await this.planApply();
+    const actions = again.diff.actions.filter(keep);
+    if (actions.length === 0) return first;
+    const second = await this.run({ ...again, diff: { drift: again.diff.drift, actions } }, false);
+    const r2 = second.result!;
+    return {
+      ...first,
+      observed: second.observed,
+      diff: { drift: first.diff.drift, actions: [...first.diff.actions, ...actions] },
+      result: { ok: r2.ok, done: [...first.result!.done, ...r2.done], ...(r2.failed ? { failed: r2.failed } : {}) },
+    };
   }
 
   async planRebuild(which: string, power: PowerInput): Promise<Planned> {
@@ -116,7 +139,13 @@ export class Fileserver {
   }
 
   rebuild(which: string, power: PowerInput, dryRun = false): Promise<Outcome> {
-    return this.exclusive(async () => this.run(await this.planRebuild(which, power), dryRun));
+    return this.exclusive(async () => {
+      const done = await this.run(await this.planRebuild(which, power), dryRun);
+      const pi = this.pi(which);
+      // A rebuilt root brings its own kernel and initramfs: serve those, not the old root's.
+      if (dryRun || !done.result?.ok || !pi.netboot) return done;
+      return this.followUp(done, (a) => a.kind === "tftp" && a.subject === pi.name);
+    });
   }
 
   async planRollback(which: string, power: PowerInput): Promise<Planned> {

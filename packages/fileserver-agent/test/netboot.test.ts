@@ -53,12 +53,15 @@ describe("fileserver agent: dnsmasq and TFTP folders from the plan", () => {
   it("writes the TFTP folders from each Pi's own root and dnsmasq's files checked by the real dnsmasq --test; a second run does nothing", async () => {
     const runner = new RecordingRunner();
     const fs = new Fileserver({ plan: netbootSeed(), runner, live: OFF, prefix: t.dir, dnsmasq: opts() });
-    // First run: the roots are created from the golden image (no kernel to serve yet), and dnsmasq's files.
+    // One apply on a fresh fileserver: the roots are created from the golden image (no kernel to
+    // serve when it looked), then a second look fills each TFTP folder from its new root.
     const first = await fs.apply();
     expect(first.result?.ok, first.result?.failed?.error).toBe(true);
     expect(first.diff.drift).toContainEqual({ kind: "tftp", subject: "pi01", detail: `${t.dir}/export/10.46.189.2: the Pi's root does not exist yet, so there is no kernel to serve` });
-    const second = await fs.apply();
-    expect(second.result?.ok, second.result?.failed?.error).toBe(true);
+    const kinds = first.diff.actions.map((a) => `${a.kind} ${a.subject}`);
+    expect(kinds.indexOf("tftp pi01")).toBeGreaterThan(kinds.indexOf("root pi01"));
+    expect(first.result?.done.map((a) => `${a.kind} ${a.subject}`)).toEqual(kinds);
+    expect((await fs.planApply()).diff.actions).toEqual([]);
 
     const dir = path.join(t.dir, "export/tftp/eth0.10/a1b2c301");
     expect(readFileSync(path.join(dir, "kernel8.img"), "utf8")).toBe("kernel-6.6");
@@ -85,7 +88,6 @@ describe("fileserver agent: dnsmasq and TFTP folders from the plan", () => {
   it("a rebuilt root's new kernel is copied, a file the Pi dropped is removed, drift is reported", async () => {
     const fs = new Fileserver({ plan: netbootSeed(), runner: new RecordingRunner(), live: OFF, prefix: t.dir, dnsmasq: opts() });
     await fs.apply();
-    await fs.apply();
     const fw = path.join(t.dir, "export/10.46.189.2/boot/firmware");
     writeFileSync(path.join(fw, "kernel8.img"), "kernel-6.12, longer");
     rmSync(path.join(fw, "fixup.dat"));
@@ -97,6 +99,20 @@ describe("fileserver agent: dnsmasq and TFTP folders from the plan", () => {
     expect((await fs.apply()).result?.ok).toBe(true);
     expect(readFileSync(path.join(t.dir, "export/tftp/eth0.10/a1b2c301/kernel8.img"), "utf8")).toBe("kernel-6.12, longer");
     expect(existsSync(path.join(t.dir, "export/tftp/eth0.10/a1b2c301/fixup.dat"))).toBe(false);
+  });
+
+  it("a rebuild serves the rebuilt root's kernel at once, and touches no other Pi's folder", async () => {
+    const fs = new Fileserver({ plan: netbootSeed(), runner: new RecordingRunner(), live: OFF, prefix: t.dir, dnsmasq: opts() });
+    expect((await fs.apply()).result?.ok).toBe(true);
+    // A new kernel in the golden image; pi01's root is rebuilt from it (pi02 keeps its old root).
+    writeFileSync(path.join(t.dir, "srv/pifleet/golden/boot/firmware/kernel8.img"), "kernel-6.12");
+    const pi02Before = lstatSync(path.join(t.dir, "export/tftp/eth0.11/a1b2c302/kernel8.img")).mtimeMs;
+    const r = await fs.rebuild("pi01", { piPowered: false });
+    expect(r.result?.ok, r.result?.failed?.error).toBe(true);
+    expect(r.diff.actions.map((a) => `${a.kind} ${a.subject}`)).toEqual(["root pi01", "tftp pi01"]);
+    expect(readFileSync(path.join(t.dir, "export/tftp/eth0.10/a1b2c301/kernel8.img"), "utf8")).toBe("kernel-6.12");
+    expect(readFileSync(path.join(t.dir, "export/tftp/eth0.11/a1b2c302/kernel8.img"), "utf8")).toBe("kernel-6.6");
+    expect(lstatSync(path.join(t.dir, "export/tftp/eth0.11/a1b2c302/kernel8.img")).mtimeMs).toBe(pi02Before);
   });
 
   it("never follows a symlink out of the Pi's root: the path is named and refused", async () => {
