@@ -63,8 +63,6 @@ export function debianMajor(version: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-const NODE_ARCH: Record<string, string> = { amd64: "x64", arm64: "arm64", armhf: "arm", armel: "arm", i386: "ia32" };
-
 /**
  * The image's /usr/bin/node and /usr/bin/perl, judged from its dpkg status and its files — never
  * by running them. Throws naming what is missing or too old.
@@ -107,7 +105,7 @@ export async function checkImageRuntime(remote: Remote, prefix: string, manifest
   }
   const arch = nodejs!.architecture;
   out(
-    `  = the image's nodejs ${nodejs!.version} (${arch}${NODE_ARCH[arch] ? `, node's ${NODE_ARCH[arch]}` : ""}) runs the bundle (Node ${manifest.minNode}+, any CPU); perl-base ${pkgs.get("perl-base")!.version} has Socket and Fcntl — read from ${status}, nothing in the image was run`,
+    `  = the image's nodejs ${nodejs!.version} (${arch}) runs the bundle (Node ${manifest.minNode}+, any CPU); perl-base ${pkgs.get("perl-base")!.version} has Socket and Fcntl — read from ${status}, nothing in the image was run`,
   );
 }
 
