@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -230,6 +230,25 @@ describe("pifleet install --image (a netboot golden image under --prefix)", () =
     for (const nodejs of ["20.19.2+dfsg-1", "1:22.0.0-1"]) {
       expect((await install(options(makeImage({ nodejs }), { out: () => undefined }))).changes).toBeGreaterThan(3);
     }
+    expect(existsSync(ranMark)).toBe(false);
+  });
+
+  it("the CLI: --image into a golden image as the README says, and --image without --prefix refused", () => {
+    const image = makeImage();
+    const cli = path.join(repo, "packages/cli/dist/main.js");
+    const base = [cli, "install", "127.0.0.1", "--role", "pi", "--port", String(sshd.port), "--identity", sshd.userKey, "--known-hosts", knownHosts, "--bundle", bundleDir];
+    const ok = spawnSync(process.execPath, [...base, "--prefix", `${image}/`, "--image"], { encoding: "utf8" });
+    expect(ok.stderr).toBe("");
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/\n10 changes made\n$/);
+    expect(readlinkSync(path.join(image, "etc/systemd/system/multi-user.target.wants/pifleet-pi-agent.service"))).toBe("/etc/systemd/system/pifleet-pi-agent.service");
+    expect(imagePasswd(image, "pifleet")).toBeDefined();
+    const again = spawnSync(process.execPath, [...base, "--prefix", image, "--image"], { encoding: "utf8" });
+    expect(again.stdout).toMatch(/\nno changes: pifleet-pi-agent on 127\.0\.0\.1 is already as planned\n$/);
+
+    const bad = spawnSync(process.execPath, [...base, "--image"], { encoding: "utf8" });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toBe("pifleet: --image: needs --prefix DIR, the root filesystem image to install into (e.g. --prefix /srv/pifleet/golden)\n");
     expect(existsSync(ranMark)).toBe(false);
   });
 
