@@ -18,6 +18,7 @@ interface InstallFlags {
   config?: string;
   secretFile?: string;
   prefix: string;
+  image?: boolean;
   start: boolean;
   dryRun?: boolean;
   bundle?: string;
@@ -44,7 +45,8 @@ export function registerInstall(program: Command): void {
     .option("--identity <keyfile>", "SSH private key (default: the ssh-agent at SSH_AUTH_SOCK)")
     .option("--config <file>", "the role's config, installed as /etc/pifleet/<role>.yaml")
     .option("--secret-file <file>", "the agent secret, installed as /etc/pifleet/<role>.secret (0600)")
-    .option("--prefix <dir>", "install root on the target; anything but / installs files only (no users, no systemctl)", "/")
+    .option("--prefix <dir>", "install root on the target; anything but / installs files only (no users, no systemctl) unless --image", "/")
+    .option("--image", "with --prefix: DIR is a root filesystem image (the netboot golden image): also create the service user in it and enable the unit offline; nothing is started")
     .option("--no-start", "install and enable, but do not (re)start the service")
     .option("--dry-run", "connect and print every step, change nothing")
     .option("--bundle <dir>", "a bundle built by scripts/bundle.mjs (needed when the target's arch differs from this machine's)")
@@ -67,6 +69,7 @@ export function registerInstall(program: Command): void {
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout: "${flags.timeout}" is not a number of seconds`);
       if (!flags.prefix.startsWith("/")) throw new UsageError(`--prefix: "${flags.prefix}" must be an absolute path on the target`);
       const prefix = path.posix.normalize(flags.prefix).replace(/(.)\/$/, "$1");
+      if (flags.image && prefix === "/") throw new UsageError("--image: needs --prefix DIR, the root filesystem image to install into (e.g. --prefix /srv/pifleet/golden)");
       // Every --wait-report argument is checked here: a mistake must fail before the target is touched.
       const reportWait = flags.waitReport ? reportWatch(role, flags, prefix) : undefined;
       await install({
@@ -83,6 +86,7 @@ export function registerInstall(program: Command): void {
         config: flags.config,
         secretFile: flags.secretFile,
         prefix,
+        image: Boolean(flags.image),
         start: flags.start,
         dryRun: Boolean(flags.dryRun),
         bundleDir: flags.bundle,

@@ -3,6 +3,7 @@ import { checkRoleConfig } from "./config-check.js";
 import os from "node:os";
 import path from "node:path";
 import { buildBundle, bundleFiles, loadBundle, sha256, type BundleManifest } from "./bundle.js";
+import { checkImageRuntime, enableInImage, imageUser, missingImageMarks, requireImage, requireSystemctl, requireUseraddPrefix, useraddInImage, type ImageUser } from "./image.js";
 import { InstallError, RemoteHost, sh, type SshTarget } from "./remote.js";
 import { ReportTimeout, seconds, type ReportWatch } from "./report-wait.js";
 import { layoutOf, NOTIFY_EXEC, SYSTEMD_DIR, unitText, type Role } from "./roles.js";
@@ -21,6 +22,11 @@ export interface InstallOptions {
   secretFile?: string;
   /** Install root on the target ("/" for real; a sandbox folder in tests — then no users, no systemctl). */
   prefix: string;
+  /**
+   * --image: `prefix` is a root filesystem image (the netboot golden image): the service user is
+   * created in it and the unit enabled offline (systemctl --root); nothing is started.
+   */
+  image?: boolean;
   start: boolean;
   dryRun: boolean;
   /** A bundle folder from scripts/bundle.mjs; built on the fly from packages/<role>/dist when absent. */
@@ -65,7 +71,7 @@ export interface DesiredFile {
   path: string;
   data: Buffer;
   mode: number;
-  /** Enforced only when installing at "/": a sandbox has no service user. */
+  /** Enforced when installing at "/" (by name) or into an image (by the image's uid); a sandbox has no service user. */
   owner?: string;
   what: string;
 }
@@ -73,12 +79,23 @@ export interface DesiredFile {
 interface RemoteFile {
   sha256: string;
   mode: number;
+  /** The owner's name as the target resolves it, and the numeric ids (what an image's files carry). */
   owner: string;
+  uid: number;
+  gid: number;
+}
+
+/** Who a file must belong to: by name on a real host, by the image's own ids in an image. */
+interface OwnerSpec {
+  chown: string;
+  label: string;
+  is(have: RemoteFile): boolean;
 }
 
 export async function install(options: InstallOptions): Promise<InstallSummary> {
   const { role, prefix } = options;
   const real = prefix === "/";
+  if (options.image && real) throw new InstallError("--image: needs --prefix DIR, the root filesystem image to install into (not /)");
 
   // Everything local first: a bad argument must fail before anything on the target is touched.
   const config = options.config ? readLocal(options.config, "--config") : undefined;
@@ -102,6 +119,7 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
 
 async function installOn(options: InstallOptions, manifest: BundleManifest, desired: DesiredFile[], real: boolean): Promise<InstallSummary> {
   const { role, prefix, out, dryRun } = options;
+  const image = Boolean(options.image);
   const layout = layoutOf(role, prefix);
   const actions: string[] = [];
   const change = (line: string) => {
@@ -112,7 +130,9 @@ async function installOn(options: InstallOptions, manifest: BundleManifest, desi
   const same = (line: string) => out(`  = ${line}`);
   const note = (line: string) => out(`  - ${line}`);
 
-  out(`pifleet install ${role.role} (${role.unit}) on ${options.target.host}${real ? "" : ` under ${prefix}`}${dryRun ? " — dry run, nothing will be changed" : ""}`);
+  out(
+    `pifleet install ${role.role} (${role.unit}) on ${options.target.host}${real ? "" : image ? ` into the root image ${prefix}` : ` under ${prefix}`}${dryRun ? " — dry run, nothing will be changed" : ""}`,
+  );
   // The feed connects while the files go up: by the time the unit is active it has its snapshot.
   if (!dryRun) options.reportWait?.start();
   let remote: RemoteHost | undefined;
@@ -120,9 +140,32 @@ async function installOn(options: InstallOptions, manifest: BundleManifest, desi
     remote = await RemoteHost.connect(options.target);
     out(`  = connected as ${remote.label}${remote.hostKey.ok && remote.hostKey.how === "added" ? ` (host key added to ${options.target.knownHosts})` : ""}`);
 
-    await checkNode(remote, manifest, out);
+    // Every check before the first change: a target that cannot take the install is not half-changed.
+    if (image) {
+      await requireImage(remote, prefix);
+      await checkImageRuntime(remote, prefix, manifest, out);
+      await requireSystemctl(remote);
+    } else {
+      await checkNode(remote, manifest, out);
+      if (!real && (await missingImageMarks(remote, prefix)).length === 0) {
+        note(`${prefix} looks like a root filesystem image: pass --image to create the service user in it and enable the unit (a netboot golden image)`);
+      }
+    }
 
-    if (role.user !== "root") {
+    let owner: ImageUser | undefined;
+    if (role.user !== "root" && image) {
+      owner = await imageUser(remote, prefix, role.user);
+      if (owner) same(`service user ${role.user} exists in the image (uid ${owner.uid})`);
+      else {
+        await requireUseraddPrefix(remote);
+        change(`create system user ${role.user} in the image (useradd --prefix ${prefix})`);
+        if (!dryRun) {
+          await remote.check(useraddInImage(prefix, role.user), `creating user ${role.user} in the image ${prefix}`);
+          owner = await imageUser(remote, prefix, role.user);
+          if (!owner) throw new InstallError(`${remote.label}: useradd --prefix ${prefix} succeeded, but ${prefix}/etc/passwd has no ${role.user}`);
+        }
+      }
+    } else if (role.user !== "root") {
       if (!real) note(`service user ${role.user}: not created (--prefix installs files only)`);
       else if ((await remote.run(`id -u ${sh(role.user)}`)).code === 0) same(`service user ${role.user} exists`);
       else {
@@ -146,12 +189,12 @@ async function installOn(options: InstallOptions, manifest: BundleManifest, desi
     for (const file of desired) {
       const have = state.get(file.path);
       const wantSha = sha256(file.data);
-      const wantOwner = real ? file.owner : undefined;
+      const wantOwner = ownerSpec(file.owner, real, image, owner);
       if (!have || have.sha256 !== wantSha) {
         change(`${have ? "update" : "install"} ${file.path} (${file.what}, ${formatSize(file.data.length)}, mode ${octal(file.mode)})`);
         if (!dryRun) {
           await remote.writeFile(file.path, file.data, file.mode);
-          if (wantOwner) await remote.check(`chown ${sh(`${wantOwner}:`)} -- ${sh(file.path)}`, `chown ${file.path}`);
+          if (wantOwner) await remote.check(`chown ${sh(wantOwner.chown)} -- ${sh(file.path)}`, `chown ${file.path}`);
         }
         filesChanged = true;
         if (file.what === "unit") unitChanged = true;
@@ -163,9 +206,9 @@ async function installOn(options: InstallOptions, manifest: BundleManifest, desi
         if (!dryRun) await remote.check(`chmod ${octal(file.mode)} -- ${sh(file.path)}`, `chmod ${file.path}`);
         fixed = true;
       }
-      if (wantOwner && have.owner !== wantOwner) {
-        change(`chown ${wantOwner} ${file.path} (was ${have.owner})`);
-        if (!dryRun) await remote.check(`chown ${sh(`${wantOwner}:`)} -- ${sh(file.path)}`, `chown ${file.path}`);
+      if (wantOwner && !wantOwner.is(have)) {
+        change(`chown ${wantOwner.label} ${file.path} (was ${image ? `uid ${have.uid}` : have.owner})`);
+        if (!dryRun) await remote.check(`chown ${sh(wantOwner.chown)} -- ${sh(file.path)}`, `chown ${file.path}`);
         fixed = true;
       }
       if (fixed) filesChanged = true;
@@ -178,11 +221,18 @@ async function installOn(options: InstallOptions, manifest: BundleManifest, desi
     if (stale.length > 0) filesChanged = true;
 
     const configMissing = !desired.some((d) => d.what === "config") && !state.has(layout.config);
-    if (configMissing) {
+    if (image) {
+      // Normal for a golden image: each Pi's config and secret go into its own root, written there
+      // by the fileserver agent when it builds the root.
+      if (configMissing) note(`no ${layout.config} in the image: each root gets its own from the fileserver agent`);
+    } else if (configMissing) {
       note(`${layout.config} does not exist: the service cannot start until it does (pass --config FILE)`);
     }
 
-    if (!real) {
+    if (image) {
+      await enableInImage(remote, prefix, `${role.unit}.service`, dryRun, change, same);
+      note("nothing started: the unit starts on each Pi that boots a root copied from this image");
+    } else if (!real) {
       note("systemctl daemon-reload / enable / restart: skipped (--prefix installs files only; nothing runs them)");
     } else {
       await manageService(remote, options, { unitChanged, filesChanged, configMissing }, change, same, note);
@@ -245,11 +295,11 @@ async function survey(remote: RemoteHost, paths: string[], dirs: string[], libDi
     'lib=$1; shift',
     'while [ "$1" != "--" ]; do [ -d "$1" ] || printf "D %s\\n" "$1"; shift; done; shift',
     'if [ -d "$lib" ]; then find "$lib" -type f -printf "F %p\\n"; fi',
-    'for f; do [ -f "$f" ] && printf "%s\\0" "$f"; done | xargs -0 -r sh -c \'sha256sum -- "$@" | sed "s/^/H /" && stat -c "S %a:%U %n" -- "$@"\' sh',
+    'for f; do [ -f "$f" ] && printf "%s\\0" "$f"; done | xargs -0 -r sh -c \'sha256sum -- "$@" | sed "s/^/H /" && stat -c "S %a:%U:%u:%g %n" -- "$@"\' sh',
   ].join("\n");
   const text = await remote.check(`sh -c ${sh(script)} sh ${[libDir, ...dirs, "--", ...paths].map(sh).join(" ")}`, "reading installed files");
   const hashes = new Map<string, string>();
-  const stats = new Map<string, { mode: number; owner: string }>();
+  const stats = new Map<string, { mode: number; owner: string; uid: number; gid: number }>();
   const missingDirs: string[] = [];
   const installed: string[] = [];
   for (const line of text.split("\n")) {
@@ -261,8 +311,8 @@ async function survey(remote: RemoteHost, paths: string[], dirs: string[], libDi
       const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(rest);
       if (m) hashes.set(m[2], m[1]);
     } else if (tag === "S ") {
-      const m = /^([0-7]+):(\S+) (.+)$/.exec(rest);
-      if (m) stats.set(m[3], { mode: parseInt(m[1], 8), owner: m[2] });
+      const m = /^([0-7]+):(\S+):(\d+):(\d+) (.+)$/.exec(rest);
+      if (m) stats.set(m[5], { mode: parseInt(m[1], 8), owner: m[2], uid: Number(m[3]), gid: Number(m[4]) });
     }
   }
   const files = new Map<string, RemoteFile>();
@@ -367,6 +417,20 @@ async function waitForReport(remote: Pick<RemoteHost, "run" | "label">, options:
       `${remote.label}: ${unit} is active (${state}), but ${err.timedOut ? `its agent did not report to the coordinator (${w.url}) within ${seconds(w.o.timeoutMs)}` : `its report cannot be waited for`}: ${err.message}. Last journal lines:\n${journal}`,
     );
   }
+}
+
+function ownerSpec(user: string | undefined, real: boolean, image: boolean, inImage: ImageUser | undefined): OwnerSpec | undefined {
+  if (!user) return undefined;
+  if (real) return { chown: `${user}:`, label: user, is: (have) => have.owner === user };
+  if (!image) return undefined;
+  // A dry run before the user exists in the image: its ids are not known yet, and nothing is changed.
+  if (!inImage) return { chown: `${user}:`, label: `${user} (in the image, once created)`, is: () => false };
+  // The image's ids, not the target's: the same name may have another uid on the fileserver.
+  return {
+    chown: `${inImage.uid}:${inImage.gid}`,
+    label: `${user} (uid ${inImage.uid} in the image)`,
+    is: (have) => have.uid === inImage.uid && have.gid === inImage.gid,
+  };
 }
 
 function readLocal(file: string, flag: string): Buffer {
