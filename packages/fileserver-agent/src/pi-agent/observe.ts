@@ -1,0 +1,82 @@
+import { realpath } from "node:fs/promises";
+import path from "node:path";
+import type { PiPlan } from "@pifleet/core";
+import { readInside, readInsideWithStat, type InsideFile } from "../inside.js";
+import { PathError } from "../safety.js";
+import { agentOwner, AGENT_CONFIG, AGENT_SECRET, GROUP, PASSWD, secretFileName, type AgentOwner } from "./files.js";
+
+/** One of the agent's files in a root as found: its text, mode and owner (null: missing), or why it cannot be used. */
+export interface AgentFile {
+  rel: string;
+  path: string;
+  current: InsideFile | null;
+  problem?: string;
+}
+
+/** The Pi's secret in the fileserver's secrets folder: its text, or why there is none. */
+export interface SecretSource {
+  path: string;
+  text?: string;
+  problem?: string;
+}
+
+export interface PiAgentObservation {
+  source: SecretSource;
+  /** The config and secret in the root (empty when the root is absent). */
+  files: AgentFile[];
+  /** Who should own the secret, from the root's own passwd and group (absent root: undefined). */
+  owner?: AgentOwner;
+}
+
+async function observeFile(root: string, rel: string): Promise<AgentFile> {
+  const file = path.join(root, rel);
+  try {
+    return { rel, path: file, current: await readInsideWithStat(root, rel) };
+  } catch (err) {
+    if (!(err instanceof PathError)) throw err;
+    return { rel, path: file, current: null, problem: err.message };
+  }
+}
+
+/** The agent user of a root (or of the golden image every built root starts as), read the safe way. */
+export async function observeAgentOwner(root: string): Promise<AgentOwner> {
+  try {
+    return agentOwner(await readInside(root, PASSWD), await readInside(root, GROUP));
+  } catch (err) {
+    if (!(err instanceof PathError)) throw err;
+    return { ...agentOwner(null, null), note: `${err.message}; the secret is left root:root` };
+  }
+}
+
+/**
+ * `<secrets>/<pi>.secret` on the fileserver. The folder is the fileserver's own (no Pi can write
+ * it), so a symlinked folder is followed once (realpath); the file itself is read like a root's
+ * files: no symlink, regular, bounded.
+ */
+export async function observeSecretSource(secrets: string, pi: PiPlan): Promise<SecretSource> {
+  const name = secretFileName(pi);
+  const file = path.join(secrets, name);
+  let dir: string;
+  try {
+    dir = await realpath(secrets);
+  } catch (err) {
+    return { path: file, problem: `${file} missing: the secrets folder ${secrets} ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : `cannot be read (${(err as NodeJS.ErrnoException).code})`}` };
+  }
+  try {
+    const text = await readInside(dir, name, file);
+    if (text === null) return { path: file, problem: `${file} missing` };
+    if (text.trim() === "") return { path: file, problem: `${file} is empty` };
+    return { path: file, text };
+  } catch (err) {
+    if (err instanceof PathError) return { path: file, problem: err.message };
+    return { path: file, problem: `${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+  }
+}
+
+/** What the Pi agent's part of a root looks like: the secret waiting on the fileserver, and (present root) its files and agent user. */
+export async function observePiAgent(secrets: string, root: string | undefined, pi: PiPlan): Promise<PiAgentObservation> {
+  const source = await observeSecretSource(secrets, pi);
+  if (root === undefined) return { source, files: [] };
+  const files = await Promise.all([AGENT_CONFIG, AGENT_SECRET].map((rel) => observeFile(root, rel)));
+  return { source, files, owner: await observeAgentOwner(root) };
+}
