@@ -129,6 +129,10 @@ describe("each Pi's root carries its agent's config and secret", () => {
     await fs.apply();
     expect(read("pi03", SECRET)).toBe(secretOf("pi03"));
     expect(await agentDrift()).toEqual([]);
+    // A secret others on the fileserver can read is reported (the folder is the operator's: not changed).
+    chmodSync(file, 0o644);
+    expect(await agentDrift()).toEqual([{ kind: "agent", subject: "pi03", detail: `${file} has mode 0644: others on the fileserver can read pi03's secret (chmod 0600 it)` }]);
+    expect(statSync(file).mode & 0o777).toBe(0o644);
   });
 
   it("edits, a loosened mode and a wrong owner are drift, and only those files are rewritten", async () => {

@@ -17,6 +17,8 @@ export interface AgentFile {
 export interface SecretSource {
   path: string;
   text?: string;
+  /** Its permission bits: anything beyond 0600 lets others on the fileserver read the Pi's key. */
+  mode?: number;
   problem?: string;
 }
 
@@ -63,10 +65,10 @@ export async function observeSecretSource(secrets: string, pi: PiPlan): Promise<
     return { path: file, problem: `${file} missing: the secrets folder ${secrets} ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : `cannot be read (${(err as NodeJS.ErrnoException).code})`}` };
   }
   try {
-    const text = await readInside(dir, name, file);
-    if (text === null) return { path: file, problem: `${file} missing` };
-    if (text.trim() === "") return { path: file, problem: `${file} is empty` };
-    return { path: file, text };
+    const found = await readInsideWithStat(dir, name, file);
+    if (found === null) return { path: file, problem: `${file} missing` };
+    if (found.text.trim() === "") return { path: file, problem: `${file} is empty` };
+    return { path: file, text: found.text, mode: found.mode };
   } catch (err) {
     if (err instanceof PathError) return { path: file, problem: err.message };
     return { path: file, problem: `${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };

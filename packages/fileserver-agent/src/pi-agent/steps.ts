@@ -69,6 +69,8 @@ export function piAgentDiff(view: FileserverView, root: string, pi: PiPlan, obs:
   const owner = obs.owner ?? { owner: ROOT_OWNER };
   if (obs.source.problem) out.differs.push(`${obs.source.problem}: ${pi.name}'s agent secret cannot be written (enroll it: pifleet enroll ${pi.name} --role pi --out ${pi.name}.secret, then copy it there, mode 0600)`);
   if (owner.note) out.differs.push(owner.note);
+  // Reported, not changed: the secrets folder is the operator's, not pifleet's to rewrite.
+  if (obs.source.mode !== undefined && (obs.source.mode & 0o077) !== 0) out.differs.push(`${obs.source.path} has mode ${octal(obs.source.mode)}: others on the fileserver can read ${pi.name}'s secret (chmod 0600 it)`);
   for (const w of wanted(view, pi, obs.source, owner)) {
     const f = obs.files.find((x) => x.rel === w.rel);
     if (!f) continue;
