@@ -43,7 +43,8 @@ async function observeFile(root: string, rel: string): Promise<AgentFile> {
 /** The agent user of a root (or of the golden image every built root starts as), read the safe way. */
 export async function observeAgentOwner(root: string): Promise<AgentOwner> {
   try {
-    return agentOwner(await readInside(root, PASSWD), await readInside(root, GROUP));
+    const [passwd, group] = await Promise.all([readInside(root, PASSWD), readInside(root, GROUP)]);
+    return agentOwner(passwd, group);
   } catch (err) {
     if (!(err instanceof PathError)) throw err;
     return { ...agentOwner(null, null), note: `${err.message}; the secret is left root:root` };
@@ -77,8 +78,7 @@ export async function observeSecretSource(secrets: string, pi: PiPlan): Promise<
 
 /** What the Pi agent's part of a root looks like: the secret waiting on the fileserver, and (present root) its files and agent user. */
 export async function observePiAgent(secrets: string, root: string | undefined, pi: PiPlan): Promise<PiAgentObservation> {
-  const source = await observeSecretSource(secrets, pi);
-  if (root === undefined) return { source, files: [] };
-  const files = await Promise.all([AGENT_CONFIG, AGENT_SECRET].map((rel) => observeFile(root, rel)));
-  return { source, files, owner: await observeAgentOwner(root) };
+  if (root === undefined) return { source: await observeSecretSource(secrets, pi), files: [] };
+  const [source, owner, ...files] = await Promise.all([observeSecretSource(secrets, pi), observeAgentOwner(root), ...[AGENT_CONFIG, AGENT_SECRET].map((rel) => observeFile(root, rel))]);
+  return { source, files, owner };
 }
