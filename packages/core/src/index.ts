@@ -12,6 +12,7 @@ export * from "./plan/plan.js";
 export * from "./render/files.js";
 export * from "./render/table.js";
 export * from "./render/netboot.js";
+export * from "./render/pi-agent.js";
 export * from "./runtime/log.js";
 export * from "./runtime/sd-notify.js";
 export { goalMet, type BenchRow } from "./bench/row.js";

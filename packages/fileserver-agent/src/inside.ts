@@ -26,6 +26,12 @@ async function openDir(at: string, shown: string): Promise<FileHandle> {
   }
 }
 
+/** Numeric owner of a written file, as the root's own /etc/passwd and /etc/group define it. */
+export interface FileOwner {
+  uid: number;
+  gid: number;
+}
+
 /** Whether `writeInside` can walk directory handles here (it falls back to checked paths elsewhere). */
 export const canWalkHandles = (): boolean => existsSync(FD_DIR);
 
@@ -75,7 +81,7 @@ async function walkTo(root: string, rel: string, create: boolean): Promise<{ dir
  * (`etc → /` on the fileserver) makes the write fail, not land outside the root: the race that
  * path checks alone cannot close. Missing directories are created (0755).
  */
-export async function writeInside(root: string, rel: string, content: string, mode = 0o644): Promise<void> {
+export async function writeInside(root: string, rel: string, content: string, mode = 0o644, owner?: FileOwner): Promise<void> {
   const { dir, name } = (await walkTo(root, rel, true))!;
   try {
     const tmp = `${FD_DIR}/${dir.fd}/${name}.pifleet-tmp`;
@@ -84,6 +90,8 @@ export async function writeInside(root: string, rel: string, content: string, mo
     const out = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
     try {
       await out.writeFile(content);
+      // Owner before mode: the file is never readable by its new owner with looser bits than asked.
+      if (owner) await out.chown(owner.uid, owner.gid);
       await out.chmod(mode);
     } finally {
       await out.close();
@@ -105,6 +113,20 @@ export const READ_INSIDE_LIMIT = 64 * 1024;
  * pifleet's files (`etc/hostname → /etc/shadow`) gets it refused, not read. null when missing.
  */
 export async function readInside(root: string, rel: string, what = rel, limit = READ_INSIDE_LIMIT): Promise<string | null> {
+  return (await readInsideWithStat(root, rel, what, limit))?.text ?? null;
+}
+
+/** What `readInsideWithStat` found: the text and the file's permission bits and owner. */
+export interface InsideFile {
+  text: string;
+  /** Permission bits only (`st_mode & 07777`). */
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/** readInside, with the mode and owner of the very file read (fstat of the handle, not a second lookup by path). */
+export async function readInsideWithStat(root: string, rel: string, what = rel, limit = READ_INSIDE_LIMIT): Promise<InsideFile | null> {
   const file = path.join(root, rel);
   await assertResolvesInside(root, file, what);
   let at = file;
@@ -136,7 +158,7 @@ export async function readInside(root: string, rel: string, what = rel, limit = 
       const buf = Buffer.alloc(limit + 1);
       const { bytesRead } = await fh.read(buf, 0, limit + 1, 0);
       if (bytesRead > limit) throw new PathError(file, `${what} grew past ${limit} bytes while read; left for a person`);
-      return buf.subarray(0, bytesRead).toString("utf8");
+      return { text: buf.subarray(0, bytesRead).toString("utf8"), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
     } finally {
       await fh.close();
     }

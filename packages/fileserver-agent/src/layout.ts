@@ -21,6 +21,8 @@ export interface Layout {
   emulatorState: string;
   /** Master copies of site content: `<exportRoot>/.pifleet/content/<version>` plus `current`; the shared export in `shared` mode. */
   contentStore: string;
+  /** The Pi agent's secrets folder (`piAgent.secrets`), when the fleet file has a `piAgent:` section. */
+  piSecrets?: string;
 }
 
 export const EXPORTS_FILE_NAME = "pifleet.exports";
@@ -42,6 +44,7 @@ export function createLayout(plan: FileserverView, prefix = ""): Layout {
     networkdDir: under("/etc/systemd/network"),
     emulatorState: under("/var/lib/pifleet/emulated-host.json"),
     contentStore: under(checkAbsolute(plan.fileserver.contentExport, "fileserver.contentExport")),
+    ...(plan.piAgent ? { piSecrets: under(checkAbsolute(plan.piAgent.secrets, "piAgent.secrets")) } : {}),
   };
 }
 

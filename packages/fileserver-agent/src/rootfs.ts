@@ -7,6 +7,7 @@ import type { Step } from "./reconcile/steps.js";
 import { sharedContentSteps } from "./content/shared.js";
 import { contentSteps } from "./content/steps.js";
 import { buildIdentitySteps } from "./identity/steps.js";
+import { buildPiAgentSteps } from "./pi-agent/steps.js";
 import { PathError } from "./safety.js";
 
 /**
@@ -28,7 +29,8 @@ export function exportRootSteps(layout: Layout, obs: Observed): Step[] {
 /**
  * Steps that build a complete fresh root at `.new`: golden image copy, then the site — the
  * current version copied in, or (shared content) the mount of the one read-only copy — then the
- * Pi's identity (hostname, hosts, public interface), so no Pi boots as the golden image.
+ * Pi's identity (hostname, hosts, public interface), so no Pi boots as the golden image, and
+ * (with a `piAgent:` section) the agent's config and secret, so a rebuilt root still reports.
  */
 function buildSteps(view: FileserverView, layout: Layout, root: RootObservation, obs: Observed): Step[] {
   if (!obs.golden.ok || !obs.golden.real) throw new PathError(layout.golden, obs.golden.problem ?? "golden image unusable");
@@ -45,6 +47,7 @@ function buildSteps(view: FileserverView, layout: Layout, root: RootObservation,
   }
   if (!obs.golden.hosts) throw new PathError(layout.golden, "golden image not observed");
   steps.push(...buildIdentitySteps(p.building, root.pi, obs.golden.hosts));
+  steps.push(...buildPiAgentSteps(view, p.building, root.pi, root.piAgent?.source, obs.golden.agentOwner));
   steps.push({ op: "rename", from: p.building, to: p.next, within });
   return steps;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CoordinatorLinkSchema } from "./config-file.js";
 import { BOOT_METHODS, BOOT_MODES, CONTENT_MODES, LOAD_BALANCER_DRIVERS, NETWORK_DRIVERS, POE_DRIVERS, unknownNameMessage } from "./drivers.js";
 
 /** Credentials are never written into the fleet file: it names where to read them. */
@@ -103,6 +104,23 @@ export const BootSchema = z.strictObject({
   cmdlineSuffix: z.string().default("elevator=deadline fsck.repair=yes rootwait"),
 });
 
+/** Where the Pi agent's secrets wait on the fileserver when `piAgent.secrets` is not given. */
+export const DEFAULT_PI_SECRETS_DIR = "/etc/pifleet/pi-secrets";
+
+/**
+ * The Pi agent's settings for every Pi: the fileserver agent writes each Pi's config and secret
+ * into its root (built, rebuilt or existing), so they survive a root rebuilt from the golden image.
+ */
+export const PiAgentSchema = z.strictObject({
+  /** How every Pi's agent reaches the coordinator (the same fields as in an agent's own config). */
+  coordinator: CoordinatorLinkSchema,
+  /** Fileserver folder of `<pi name>.secret` files (`pifleet enroll piNN --role pi --out piNN.secret`). */
+  secrets: absolutePath.default(DEFAULT_PI_SECRETS_DIR),
+  /** The agent's report interval; left out, the agent's own default (or the coordinator's). */
+  intervalMs: z.int("must be a whole number of milliseconds").min(100).max(600_000).optional(),
+});
+export type PiAgentSpec = z.infer<typeof PiAgentSchema>;
+
 /** MACs are compared and rendered in one form: lower case, colons. */
 const mac = z
   .string()
@@ -162,6 +180,8 @@ export const FleetFileSchema = z
     private: PrivateSchema.optional(),
     pis: z.array(PiSchema).min(1, "a fleet needs at least one Pi").optional(),
     shelves: z.array(ShelfSchema).min(1, "list at least one shelf").optional(),
+    /** Optional: without it pifleet writes no Pi agent config into the roots (as before). */
+    piAgent: PiAgentSchema.optional(),
   })
   .superRefine((f, ctx) => {
     const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
@@ -213,6 +233,7 @@ export interface Fleet {
   boot: z.infer<typeof BootSchema>;
   fileservers: FileserverSpec[];
   shelves: ShelfSpec[];
+  piAgent?: PiAgentSpec;
 }
 
 /** The one shelf of a file in the one-shelf form is called this. */
@@ -249,5 +270,5 @@ export function normalizeFleet(f: FleetFile): Fleet {
   const shelves = f.shelves
     ? f.shelves.map((s, i) => shelfOf(s, i + 1, `shelves[${i}].`))
     : [shelfOf({ name: DEFAULT_SHELF_NAME, switch: f.switch!, fileserver: {}, private: f.private!, pis: f.pis! }, 1, "")];
-  return { name: f.name, public: f.public, loadBalancer: f.loadBalancer, boot: f.boot, fileservers, shelves };
+  return { name: f.name, public: f.public, loadBalancer: f.loadBalancer, boot: f.boot, fileservers, shelves, ...(f.piAgent ? { piAgent: f.piAgent } : {}) };
 }

@@ -1,9 +1,9 @@
 import path from "node:path";
-import type { FileserverSpec, Fleet, PiSpec, ShelfSpec } from "../fleet/schema.js";
+import type { FileserverSpec, Fleet, PiAgentSpec, PiSpec, ShelfSpec } from "../fleet/schema.js";
 import { FleetError } from "../fleet/errors.js";
 import { formatIPv4, netmaskOf, parseIPv4Cidr } from "../net/ipv4.js";
 import { parseIPv6Prefix } from "../net/ipv6.js";
-import type { FileserverPlan, FileserverView, NetbootPlan, PiPlan, Plan, ShelfPlan, SwitchVlanPlan } from "./types.js";
+import type { FileserverPlan, FileserverView, NetbootPlan, PiAgentPlan, PiPlan, Plan, ShelfPlan, SwitchVlanPlan } from "./types.js";
 import { schemeText, validateFleet } from "./validate.js";
 
 const PUBLIC_IFACE_PARENT = "eth0";
@@ -73,6 +73,17 @@ export function plan(fleet: Fleet): Plan {
       backend: fleet.loadBalancer.backend,
       servers: pis.map((p) => ({ name: p.name, address: p.ipv6, port: fleet.loadBalancer.serverPort })),
     },
+    ...(fleet.piAgent ? { piAgent: planPiAgent(fleet.piAgent) } : {}),
+  };
+}
+
+/** Only the keys the file gave: the rendered agent config then says no more than the fleet file. */
+function planPiAgent(a: PiAgentSpec): PiAgentPlan {
+  const c = a.coordinator;
+  return {
+    coordinator: { url: c.url, ...(c.urls ? { urls: [...c.urls] } : {}), ...(c.ca !== undefined ? { ca: c.ca } : {}) },
+    secrets: a.secrets,
+    ...(a.intervalMs !== undefined ? { intervalMs: a.intervalMs } : {}),
   };
 }
 
@@ -198,5 +209,5 @@ export function fileserverView(p: Plan, name?: string): FileserverView {
     if (!fs) throw new UnknownNameError(`no fileserver "${name}" in fleet ${p.fleet} (known: ${p.fileservers.map((f) => f.name).join(", ")})`);
   }
   const served = new Set(fs.shelves);
-  return { fleet: p.fleet, fileserver: fs, pis: p.pis.filter((pi) => served.has(pi.shelf)) };
+  return { fleet: p.fleet, fileserver: fs, pis: p.pis.filter((pi) => served.has(pi.shelf)), ...(p.piAgent ? { piAgent: p.piAgent } : {}) };
 }

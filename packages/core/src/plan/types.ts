@@ -126,6 +126,15 @@ export interface Plan {
   shelves: ShelfPlan[];
   fileservers: FileserverPlan[];
   loadBalancer: { driver: string; backend: string; servers: LoadBalancerServerPlan[] };
+  /** Set when the fleet file has a `piAgent:` section: every Pi's root gets the agent's config and secret. */
+  piAgent?: PiAgentPlan;
+}
+
+export interface PiAgentPlan {
+  coordinator: { url: string; urls?: string[]; ca?: string };
+  /** Fileserver folder holding `<pi name>.secret`. */
+  secrets: string;
+  intervalMs?: number;
 }
 
 /** What one fileserver agent owns: its own part of the plan (the Pis of the shelves it serves). */
@@ -133,4 +142,5 @@ export interface FileserverView {
   fleet: string;
   fileserver: FileserverPlan;
   pis: PiPlan[];
+  piAgent?: PiAgentPlan;
 }

@@ -89,6 +89,16 @@ export function validateFleet(fleet: Fleet): FieldIssue[] {
     }
   }
 
+  if (fleet.piAgent) {
+    const secrets = fleet.piAgent.secrets;
+    if (!isNormalisedAbsolute(secrets)) add("piAgent.secrets", `"${secrets}" must be a normalised absolute path other than /`);
+    for (const fs of fleet.fileservers) {
+      const root = fs.exportRoot.replace(/\/+$/, "");
+      // Pis' roots are exported read-write: every Pi's secret in there could be read, or planted, by a Pi.
+      if (secrets === root || secrets.startsWith(`${root}/`)) add("piAgent.secrets", `${secrets} is inside ${fs.at}.exportRoot ${fs.exportRoot}, which the Pis mount: keep the Pis' secrets outside the export tree`);
+    }
+  }
+
   const shelfNames = new Map<string, ShelfSpec>();
   const switches = new Map<string, ShelfSpec>();
   const trunks = new Map<string, ShelfSpec>();

@@ -1,6 +1,7 @@
 import type { FileserverView, PiPlan, Plan, ShelfPlan } from "../plan/types.js";
 import { fileserverView } from "../plan/plan.js";
 import { netbootedPis, renderDnsmasqConf, renderDnsmasqHosts, renderTftpFiles } from "./netboot.js";
+import { renderPiAgentConfig } from "./pi-agent.js";
 
 /** `cmdline.txt` for a Pi's SD card: one line, as the Pi firmware expects. */
 export function renderCmdline(pi: PiPlan): string {
@@ -115,6 +116,8 @@ export function renderPlanFiles(plan: Plan): Map<string, string> {
     files.set(`pis/${pi.name}/cmdline.txt`, renderCmdline(pi));
     files.set(`pis/${pi.name}/interfaces.d/${pi.publicInterface}`, renderPiPublicInterface(pi));
     for (const [name, text] of renderTftpFiles(pi)) files.set(`pis/${pi.name}/tftp/${name}`, text);
+    // The config only: each Pi's secret stays on the fileserver (piAgent.secrets), never in the plan's files.
+    if (plan.piAgent) files.set(`pis/${pi.name}/pi-agent.yaml`, renderPiAgentConfig(plan.piAgent, pi, plan.fleet));
   }
   const single = plan.fileservers.length === 1 && plan.shelves.length === 1;
   for (const fs of plan.fileservers) {

@@ -13,6 +13,7 @@ import { parseIpLinks, type LiveLink } from "./iproute.js";
 import { parseExportfs, type LiveExport } from "./exportfs.js";
 import { observeGolden, observeRoot, type RootObservation } from "./roots.js";
 import type { IdentityFile } from "../identity/observe.js";
+import type { AgentOwner } from "../pi-agent/files.js";
 import { readOrNull } from "../read-or-null.js";
 import { netbootedPis } from "@pifleet/core";
 import { observeNetboot, under, type NetbootObservation } from "../netboot/observe.js";
@@ -39,7 +40,7 @@ export interface Observed {
   persist: PersistObservation;
   roots: RootObservation[];
   store: StoreObservation;
-  golden: { ok: boolean; problem?: string; real?: string; content?: ContentObservation; hosts?: IdentityFile };
+  golden: { ok: boolean; problem?: string; real?: string; content?: ContentObservation; hosts?: IdentityFile; agentOwner?: AgentOwner };
   /** Set when the export root itself cannot be used (a symlink out of the sandbox…): nothing is written. */
   exportRootProblem?: string;
   exportRootExists: boolean;

@@ -3,6 +3,8 @@ import type { PiPlan } from "@pifleet/core";
 import { rootPaths, type Layout, type RootPaths } from "../layout.js";
 import { observeContent, type ContentObservation } from "../content/observe.js";
 import { observeGoldenHosts, observeIdentity, type IdentityFile, type IdentityObservation } from "../identity/observe.js";
+import { observeAgentOwner, observePiAgent, type PiAgentObservation } from "../pi-agent/observe.js";
+import type { AgentOwner } from "../pi-agent/files.js";
 
 export interface RootObservation {
   pi: PiPlan;
@@ -19,6 +21,8 @@ export interface RootObservation {
   content: ContentObservation;
   /** The Pi's hostname, hosts and public interface files as found (empty unless present). */
   identity: IdentityObservation;
+  /** With a `piAgent:` section: the Pi's secret on the fileserver, and the agent's files in the root. */
+  piAgent?: PiAgentObservation;
 }
 
 async function kind(p: string): Promise<"dir" | "symlink" | "other" | "absent"> {
@@ -53,10 +57,12 @@ export async function observeRoot(layout: Layout, pi: PiPlan): Promise<RootObser
     obs.content = await observeContent(paths.root);
     obs.identity = await observeIdentity(paths.root, pi);
   }
+  // Observed for absent roots too: a root built now needs the secret.
+  if (layout.piSecrets) obs.piAgent = await observePiAgent(layout.piSecrets, obs.state === "present" ? paths.root : undefined, pi);
   return obs;
 }
 
-export async function observeGolden(layout: Layout): Promise<{ ok: boolean; problem?: string; content?: ContentObservation; hosts?: IdentityFile }> {
+export async function observeGolden(layout: Layout): Promise<{ ok: boolean; problem?: string; content?: ContentObservation; hosts?: IdentityFile; agentOwner?: AgentOwner }> {
   try {
     const st = await stat(layout.golden);
     if (!st.isDirectory()) return { ok: false, problem: `golden image ${layout.golden} is not a directory` };
@@ -64,5 +70,12 @@ export async function observeGolden(layout: Layout): Promise<{ ok: boolean; prob
     return { ok: false, problem: `golden image ${layout.golden}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
   }
   // The copy is taken from the golden image's realpath (it may be a symlink to the current image): so is its hosts file.
-  return { ok: true, content: await observeContent(layout.golden), hosts: await observeGoldenHosts(await realpath(layout.golden)) };
+  const real = await realpath(layout.golden);
+  return {
+    ok: true,
+    content: await observeContent(layout.golden),
+    hosts: await observeGoldenHosts(real),
+    // A built root is a copy of the image: its secret's owner is the image's agent user.
+    ...(layout.piSecrets ? { agentOwner: await observeAgentOwner(real) } : {}),
+  };
 }

@@ -11,6 +11,7 @@ import type { Action, Diff, DriftEntry } from "./drift.js";
 import type { Step } from "./steps.js";
 import { diffNetboot } from "../netboot/diff.js";
 import { identityDiff } from "../identity/steps.js";
+import { piAgentDiff } from "../pi-agent/steps.js";
 import type { RootObservation } from "../observe/roots.js";
 
 /** Set as the link's alias on every VLAN interface pifleet creates: its mark of ownership in the live state. */
@@ -136,6 +137,20 @@ function diffIdentity(r: RootObservation, drift: DriftEntry[], actions: Action[]
   }
 }
 
+/**
+ * A present root's Pi agent config and secret, written where content, mode or owner differ; like
+ * the identity files, through directory handles that follow no symlink. The agent reads them when
+ * it next starts (the Pi's next boot, or a restart of its unit).
+ */
+function diffPiAgent(plan: FileserverView, r: RootObservation, drift: DriftEntry[], actions: Action[]): void {
+  if (!r.piAgent) return;
+  const subject = r.pi.name;
+  const d = piAgentDiff(plan, r.paths.root, r.pi, r.piAgent);
+  for (const problem of d.refused) drift.push({ kind: "agent", subject, detail: `${problem}; refused` });
+  for (const what of d.differs) drift.push({ kind: "agent", subject, detail: what });
+  if (d.steps.length) actions.push({ kind: "agent", subject, why: `give ${subject}'s root its Pi agent config and secret; read when the agent next starts`, steps: d.steps });
+}
+
 function diffRoots(plan: FileserverView, layout: Layout, obs: Observed, drift: DriftEntry[], actions: Action[]): void {
   const current = obs.store.current;
   const shared = plan.fileserver.content === "shared";
@@ -166,6 +181,7 @@ function diffRoots(plan: FileserverView, layout: Layout, obs: Observed, drift: D
         continue;
       }
       diffIdentity(r, drift, actions);
+      diffPiAgent(plan, r, drift, actions);
       if (shared) {
         // No site content is written into a running Pi's root (the Pi could swap a directory for a symlink under
         // the agent's feet): a root that does not mount the shared site is moved by a rebuild.

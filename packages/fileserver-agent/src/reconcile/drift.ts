@@ -1,6 +1,6 @@
 import type { Step } from "./steps.js";
 
-export type DriftKind = "interface" | "address" | "export" | "foreign_export" | "root" | "content" | "persist" | "dhcp" | "tftp" | "identity";
+export type DriftKind = "interface" | "address" | "export" | "foreign_export" | "root" | "content" | "persist" | "dhcp" | "tftp" | "identity" | "agent";
 
 /** One way the fileserver differs from the plan. Entries with no action are left for a person. */
 export interface DriftEntry {

@@ -1,10 +1,10 @@
 import { constants } from "node:fs";
-import { lstat, mkdir, open, rename, rm, symlink, writeFile, chmod, utimes } from "node:fs/promises";
+import { lstat, mkdir, open, rename, rm, symlink, writeFile, chmod, chown, utimes } from "node:fs/promises";
 import path from "node:path";
 import { formatCommand, runChecked, shellQuote, type CommandRunner } from "../runner.js";
 import { assertNotSymlink, assertResolvesInside, PathError } from "../safety.js";
 import { hashTree } from "../content/hash.js";
-import { canWalkHandles, writeInside } from "../inside.js";
+import { canWalkHandles, writeInside, type FileOwner } from "../inside.js";
 
 /**
  * The smallest unit of change. Every step prints as the exact shell command it performs (file
@@ -26,7 +26,18 @@ export type Step =
    * even a symlink swapped in after the check can lead the write out (files in a root whose Pi
    * may be running; see inside.ts).
    */
-  | { op: "write"; path: string; content: string; within: string; mode?: number; noFollow?: boolean }
+  | {
+      op: "write";
+      path: string;
+      content: string;
+      within: string;
+      mode?: number;
+      noFollow?: boolean;
+      /** Numeric owner to give the file (default: the agent's own, root). */
+      owner?: FileOwner;
+      /** A credential: its content is never printed, not even by `--verbose`. */
+      secret?: boolean;
+    }
   /**
    * One regular file copied out of a tree someone else writes (a Pi's root): the source must
    * resolve inside `fromWithin` and is opened without following a final symlink; its times are
@@ -62,8 +73,10 @@ export function formatStep(step: Step, verbose = false): string {
     case "write": {
       const mode = (step.mode ?? 0o644).toString(8).padStart(4, "0");
       const how = step.noFollow ? "written atomically, no symlink followed" : "written atomically";
-      if (!verbose) return `install -m ${mode} /dev/stdin ${shellQuote(step.path)}  # ${step.content.split("\n").length - 1} lines, ${how}`;
-      return `install -m ${mode} /dev/stdin ${shellQuote(step.path)} <<'PIFLEET'\n${step.content}${step.content.endsWith("\n") ? "" : "\n"}PIFLEET`;
+      const own = step.owner ? ` -o ${step.owner.uid} -g ${step.owner.gid}` : "";
+      if (step.secret) return `install -m ${mode}${own} /dev/stdin ${shellQuote(step.path)}  # a secret (${Buffer.byteLength(step.content)} bytes, not shown), ${how}`;
+      if (!verbose) return `install -m ${mode}${own} /dev/stdin ${shellQuote(step.path)}  # ${step.content.split("\n").length - 1} lines, ${how}`;
+      return `install -m ${mode}${own} /dev/stdin ${shellQuote(step.path)} <<'PIFLEET'\n${step.content}${step.content.endsWith("\n") ? "" : "\n"}PIFLEET`;
     }
     case "copyFile":
       return `${formatCommand("install", ["-p", "-m", "0644", "-T", step.from, step.to])}  # no symlink followed, must stay inside ${shellQuote(step.fromWithin)}`;
@@ -148,7 +161,7 @@ export async function executeStep(step: Step, ctx: StepContext): Promise<void> {
     case "write": {
       await confine(ctx, step.within, step.path);
       if (step.noFollow && canWalkHandles()) {
-        await writeInside(step.within, path.relative(step.within, step.path), step.content, step.mode ?? 0o644);
+        await writeInside(step.within, path.relative(step.within, step.path), step.content, step.mode ?? 0o644, step.owner);
         return;
       }
       await mkdir(path.dirname(step.path), { recursive: true });
@@ -156,6 +169,7 @@ export async function executeStep(step: Step, ctx: StepContext): Promise<void> {
       const tmp = `${step.path}.pifleet-tmp`;
       await rm(tmp, { force: true });
       await writeFile(tmp, step.content, { mode: step.mode ?? 0o644, flag: "wx" });
+      if (step.owner) await chown(tmp, step.owner.uid, step.owner.gid);
       await chmod(tmp, step.mode ?? 0o644);
       await rename(tmp, step.path);
       return;
