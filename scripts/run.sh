@@ -8,7 +8,7 @@ mode="${1:-demo}"; shift || true
 # Real parts the tests run against (and the demo uses when present): Debian's packages.
 # ARM: qemu-system-arm (qemu-system-aarch64), qemu-user-static + arch-test (foreign roots, armhf
 # Node), python3 (plays systemd's notify socket with sender credentials in the notify tests).
-TEST_PACKAGES=(apache2 haproxy openssh-server iproute2 snmp chromium qemu-system-x86 busybox-static kmod cpio mmdebstrap e2fsprogs systemd xfsprogs openssl qemu-utils gpg qemu-system-arm qemu-user-static arch-test python3 dnsmasq util-linux etcd-server etcd-client)
+TEST_PACKAGES=(apache2 haproxy openssh-server openssh-client iproute2 snmp chromium qemu-system-x86 seabios ipxe-qemu busybox-static kmod cpio mmdebstrap e2fsprogs systemd xfsprogs openssl qemu-utils gpg qemu-system-arm qemu-user-static arch-test python3 dnsmasq util-linux etcd-server etcd-client curl)
 DEMO_PACKAGES=(haproxy)
 
 need_apt() {

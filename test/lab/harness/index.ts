@@ -4,7 +4,7 @@ export { debianKernel, moduleClosure, resolveDebianKernel, type Kernel } from ".
 export { labInitramfs, initrdWithFiles, INITRAMFS_MODULES, type Initramfs, type InitramfsVariant } from "./initramfs.js";
 export { newcArchive, type CpioFile } from "./cpio.js";
 export { AARCH64_TCG, detectAccel, KVM, TCG, type Accel } from "./accel.js";
-export { QEMU_GUARD, Vm, type Marker, type VmDisk, type VmOptions } from "./vm.js";
+export { QEMU_GUARD, Vm, macFor, type Marker, type VmDisk, type VmOptions } from "./vm.js";
 export { Wire } from "./wire.js";
 export { QmpClient } from "./qmp.js";
 export { systemdRootfs, type Rootfs, type RootfsRecipe } from "./rootfs.js";
@@ -17,3 +17,6 @@ export { netbootInitrd } from "./netboot.js";
 export { stageModules } from "./rootfs.js";
 export { foreignBinaries, type ForeignArch } from "./binfmt.js";
 export { arm64Image, arm64Initramfs, arm64SystemdRoot, chrootRunner, debianKernelArm64, debianUserland, guestFile, type Arm64Kernel, type Arm64Root, type Arm64RootRecipe, type RootFile } from "./arm.js";
+export { piGolden, PI_GOLDEN_PACKAGES, type PiGolden } from "./pi-golden.js";
+export { NetNs } from "./netns.js";
+export { TapCable, type Cable } from "./wire.js";

@@ -10,7 +10,7 @@ import { initrdWithFiles, labInitramfs, type Initramfs } from "./initramfs.js";
 import { debianKernel, type Kernel } from "./kernel.js";
 import type { Rootfs } from "./rootfs.js";
 import { Vm, type VmDisk } from "./vm.js";
-import { Wire } from "./wire.js";
+import { Wire, type Cable } from "./wire.js";
 
 export type LabFiles = Record<string, CpioFile | string>;
 
@@ -18,7 +18,7 @@ export interface TinyVmOptions {
   name: string;
   /** Files added to the initramfs; `lab/run.sh` is what /init runs. */
   files: LabFiles;
-  wires?: Wire[];
+  wires?: Cable[];
   memoryMiB?: number;
   cmdline?: string[];
 }
@@ -30,7 +30,11 @@ export interface SystemdVmOptions {
   payload: LabFiles;
   /** pifleet's programs, mounted at /opt/pifleet. */
   app?: AppImage;
-  wires?: Wire[];
+  wires?: Cable[];
+  /** More disks (e.g. an image store), seen as /dev/disk/by-id/virtio-<serial>; read-only unless `writable` (then writes go to an overlay). */
+  disks?: { file: string; serial: string; writable?: boolean }[];
+  /** A last NIC on QEMU's user network (host loopback 10.0.2.2), with these TCP ports forwarded to the guest. */
+  hostLoopback?: { forwards: { host: number; guest: number }[] };
   memoryMiB?: number;
   /** Default 2: systemd starts units in parallel, and TCG runs each vCPU on its own host thread. */
   cpus?: number;
@@ -44,6 +48,8 @@ export interface SystemdVmOptions {
  */
 export class Lab {
   private readonly vms: Vm[] = [];
+  /** Network namespace every VM of this lab runs in (set before creating VMs); none: the host's. */
+  netns?: string;
 
   private constructor(
     readonly name: string,
@@ -83,6 +89,7 @@ export class Lab {
         wires: options.wires,
         memoryMiB: options.memoryMiB ?? 256,
         cmdline: options.cmdline,
+        netns: this.netns,
       }),
     );
   }
@@ -103,6 +110,7 @@ export class Lab {
       { file: payloadImage, serial: "lab-payload", mode: "readonly" },
     ];
     if (options.app) disks.push({ file: options.app.image, serial: "pifleet-app", mode: "readonly" });
+    for (const d of options.disks ?? []) disks.push({ file: d.file, serial: d.serial, mode: d.writable ? "overlay" : "readonly" });
     return this.track(
       new Vm({
         name: options.name,
@@ -115,6 +123,8 @@ export class Lab {
         cpus: options.cpus ?? 2,
         disks,
         scratchDir: this.scratch,
+        netns: this.netns,
+        ...(options.hostLoopback ? { hostLoopback: true, hostForwards: options.hostLoopback.forwards } : {}),
         cmdline: ["lab.root=lab-root", `systemd.hostname=${options.name}`, ...(options.cmdline ?? [])],
       }),
     );
@@ -125,7 +135,7 @@ export class Lab {
    * `root=/dev/nfs nfsroot=… ip=…` line with {@link netbootInitrd}. The serial console is added
    * last, so it stays the console whatever consoles the command line names.
    */
-  disklessVm(options: { name: string; initrd: string; cmdline: string[]; wires?: Wire[]; memoryMiB?: number }): Vm {
+  disklessVm(options: { name: string; initrd: string; cmdline: string[]; wires?: Cable[]; memoryMiB?: number }): Vm {
     return this.track(
       new Vm({
         name: options.name,
@@ -137,6 +147,32 @@ export class Lab {
         wires: options.wires,
         memoryMiB: options.memoryMiB ?? 384,
         cmdline: [...options.cmdline, "console=ttyS0"],
+        netns: this.netns,
+      }),
+    );
+  }
+
+  /**
+   * A machine with no disk and no kernel: it PXE-boots from its first NIC (SeaBIOS and Debian's
+   * iPXE ROM for virtio-net), as a netbooted Pi's boot ROM does. `poweredOff`: QEMU starts with
+   * the CPU stopped (-S), a Pi on a port without PoE; whoever holds the VM's power socket turns
+   * it on (a reset and run), and every reset counts as a boot.
+   */
+  pxeVm(options: { name: string; wires: Cable[]; memoryMiB?: number; poweredOff?: boolean }): Vm {
+    return this.track(
+      new Vm({
+        name: options.name,
+        kernel: this.kernel,
+        initrd: "",
+        pxe: true,
+        externalPower: true,
+        startPaused: options.poweredOff,
+        accel: this.accel,
+        workDir: this.logDir,
+        scratchDir: this.scratch,
+        wires: options.wires,
+        memoryMiB: options.memoryMiB ?? 448,
+        netns: this.netns,
       }),
     );
   }

@@ -12,10 +12,13 @@ import { stageModules } from "./rootfs.js";
  * root over NFS and starts its /sbin/init — what a diskless Pi's boot does with the plan's
  * cmdline. Built by mkinitramfs in a throw-away mmdebstrap chroot holding the kernel's modules.
  */
-export async function netbootInitrd(kernel: Kernel): Promise<string> {
+export async function netbootInitrd(kernel: Kernel, options: { modules?: readonly string[] } = {}): Promise<string> {
   const codename = hostCodename();
   const packages = ["initramfs-tools", "klibc-utils", "kmod", "zstd"];
-  const key = { codename, packages, kernel: `${kernel.packageName}=${kernel.packageVersion}`, modules: "netboot", boot: "nfs", layout: 1 };
+  // MODULES=list with just these (and what they need) instead of every network driver: a smaller
+  // file for a boot ROM to fetch over TFTP.
+  const list = options.modules ? [...options.modules] : undefined;
+  const key = { codename, packages, kernel: `${kernel.packageName}=${kernel.packageVersion}`, modules: list ?? "netboot", boot: "nfs", layout: 1 };
   if (process.getuid?.() !== 0) throw new Error("lab: building the netboot initrd needs root (mmdebstrap root mode)");
   const dir = await cached("netboot-initrd", key, async (out) => {
     const overlay = path.join(out, "overlay");
@@ -30,7 +33,9 @@ export async function netbootInitrd(kernel: Kernel): Promise<string> {
         `--include=${packages.join(",")}`,
         `--customize-hook=sync-in ${overlay} /`,
         // Network drivers and NFS instead of the disk drivers a laptop needs.
-        `--customize-hook=sed -i "s/^MODULES=.*/MODULES=netboot/" "$1${conf}" && echo BOOT=nfs >> "$1${conf}"`,
+        list
+          ? `--customize-hook=sed -i "s/^MODULES=.*/MODULES=list/" "$1${conf}" && echo BOOT=nfs >> "$1${conf}" && printf '%s\\n' ${list.join(" ")} >> "$1/etc/initramfs-tools/modules"`
+          : `--customize-hook=sed -i "s/^MODULES=.*/MODULES=netboot/" "$1${conf}" && echo BOOT=nfs >> "$1${conf}"`,
         `--customize-hook=chroot "$1" mkinitramfs -o /boot/initrd.img ${kernel.release}`,
         `--customize-hook=copy-out /boot/initrd.img ${out}`,
         codename,

@@ -11,6 +11,8 @@ interface Pending {
  */
 export class QmpClient {
   readonly events: { event: string; data?: unknown }[] = [];
+  /** Called for every event as it arrives (after it is kept in {@link events}). */
+  onEvent?: (event: string, data?: unknown) => void;
   private buffer = "";
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
@@ -71,6 +73,7 @@ export class QmpClient {
     if ("QMP" in msg) return greet();
     if (typeof msg.event === "string") {
       this.events.push({ event: msg.event, data: msg.data });
+      this.onEvent?.(msg.event, msg.data);
       return;
     }
     const id = String(msg.id);

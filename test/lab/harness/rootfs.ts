@@ -4,7 +4,7 @@ import { debianSources, hostCodename } from "./apt-sources.js";
 import { cached, fileHash, repoRoot } from "./cache.js";
 import { ext4Image } from "./disk.js";
 import { run } from "./exec.js";
-import type { Kernel } from "./kernel.js";
+import { moduleClosure, type Kernel } from "./kernel.js";
 
 export interface RootfsRecipe {
   /** Cache name: one artifact per role (e.g. `fileserver-rootfs`). */
@@ -24,7 +24,7 @@ export interface Rootfs {
 /** Kernel module folders a VM's systemd and programs may load from (VLANs, bridges, NFS, virtio…): not the hardware drivers. */
 const MODULE_TREES = ["arch", "block", "crypto", "fs", "lib", "mm", "net", "virt", "drivers/virtio", "drivers/block", "drivers/char", "drivers/firmware"];
 
-const MASKED = [
+export const MASKED_UNITS = [
   // A console prompt would sit on the serial line the host reads; first-boot questions would block.
   "serial-getty@ttyS0.service",
   "getty@tty1.service",
@@ -62,8 +62,24 @@ WantedBy=multi-user.target
  * Copies the kernel's modules a lab guest may load (not the hardware drivers) into
  * `<root>/usr/lib/modules/<release>`, with its config and System.map in `<root>/boot`, indexed.
  */
-export async function stageModules(kernel: Kernel, root: string): Promise<void> {
+export async function stageModules(kernel: Kernel, root: string, options: { only?: readonly string[] } = {}): Promise<void> {
   const modules = path.join(root, "usr/lib/modules", kernel.release);
+  if (options.only) {
+    // Just these modules and what they depend on: a small root that copies fast.
+    for (const rel of await moduleClosure(kernel, options.only)) {
+      mkdirSync(path.dirname(path.join(modules, rel)), { recursive: true });
+      copyFileSync(path.join(kernel.modulesDir, rel), path.join(modules, rel));
+    }
+  } else copyModuleTrees(kernel, modules);
+  for (const f of ["modules.builtin", "modules.builtin.modinfo", "modules.order"]) {
+    copyFileSync(path.join(kernel.modulesDir, f), path.join(modules, f));
+  }
+  await run("depmod", ["-b", path.join(root, "usr"), kernel.release]);
+  mkdirSync(path.join(root, "boot"), { recursive: true });
+  for (const f of [`config-${kernel.release}`, `System.map-${kernel.release}`]) copyFileSync(path.join(kernel.root, "boot", f), path.join(root, "boot", f));
+}
+
+function copyModuleTrees(kernel: Kernel, modules: string): void {
   for (const tree of MODULE_TREES) {
     const from = path.join(kernel.modulesDir, "kernel", tree);
     if (statSync(from, { throwIfNoEntry: false })) cpSync(from, path.join(modules, "kernel", tree), { recursive: true });
@@ -74,12 +90,6 @@ export async function stageModules(kernel: Kernel, root: string): Promise<void> 
   for (const f of readdirSync(netDrivers).filter((f) => f.endsWith(".ko"))) {
     copyFileSync(path.join(netDrivers, f), path.join(modules, "kernel/drivers/net", f));
   }
-  for (const f of ["modules.builtin", "modules.builtin.modinfo", "modules.order"]) {
-    copyFileSync(path.join(kernel.modulesDir, f), path.join(modules, f));
-  }
-  await run("depmod", ["-b", path.join(root, "usr"), kernel.release]);
-  mkdirSync(path.join(root, "boot"), { recursive: true });
-  for (const f of [`config-${kernel.release}`, `System.map-${kernel.release}`]) copyFileSync(path.join(kernel.root, "boot", f), path.join(root, "boot", f));
 }
 
 /**
@@ -98,7 +108,7 @@ export async function systemdRootfs(kernel: Kernel, recipe: RootfsRecipe): Promi
     moduleTrees: MODULE_TREES,
     autorun: fileHash(AUTORUN),
     unit: AUTORUN_UNIT,
-    masked: MASKED,
+    masked: MASKED_UNITS,
     sizeMiB: recipe.sizeMiB ?? 2048,
     layout: 2,
   };
@@ -129,7 +139,7 @@ export async function systemdRootfs(kernel: Kernel, recipe: RootfsRecipe): Promi
         "--dpkgopt=path-include=/usr/share/doc/*/copyright",
         `--customize-hook=sync-in ${overlay} /`,
         `--customize-hook=chroot "$1" systemctl enable ${enable.join(" ")}`,
-        `--customize-hook=chroot "$1" systemctl mask ${MASKED.join(" ")}`,
+        `--customize-hook=chroot "$1" systemctl mask ${MASKED_UNITS.join(" ")}`,
         `--customize-hook=echo lab > "$1/etc/hostname"`,
         codename,
         tree,

@@ -4,14 +4,19 @@ import type { SwitchPlan } from "@pifleet/core";
 import { repoRoot } from "./cache.js";
 import type { Lab } from "./lab.js";
 import type { Vm } from "./vm.js";
-import type { Wire } from "./wire.js";
+import type { Cable } from "./wire.js";
 
 export interface SwitchVmOptions {
   name: string;
   /** The plan's switch table: which VLANs each port carries, tagged or untagged, and its PVID. */
   plan: SwitchPlan;
   /** The switch ports that have a cable, in NIC order (first → eth0). */
-  ports: { port: number; wire: Wire }[];
+  ports: { port: number; wire: Cable }[];
+  /**
+   * Ports that carry one VLAN untagged where the plan has it tagged: the lab's uplink to the
+   * host, whose kernel has no 802.1Q (the host side is a plain tap device).
+   */
+  untagged?: { port: number; vlan: number }[];
 }
 
 /**
@@ -41,7 +46,12 @@ export function switchVlanLines(plan: SwitchPlan, ports: { port: number }[]): st
  * that Pi's VLAN; the fileserver's trunk port carries them tagged — as on the real switch.
  */
 export function switchVm(lab: Lab, options: SwitchVmOptions): Vm {
-  const lines = switchVlanLines(options.plan, options.ports);
+  const dev = new Map(options.ports.map((p, i) => [p.port, `eth${i}`]));
+  const untagged = new Map((options.untagged ?? []).map((u) => [dev.get(u.port), u.vlan]));
+  const lines = switchVlanLines(options.plan, options.ports).map((l) => {
+    const [d, vid] = l.split(" ");
+    return untagged.get(d) === Number(vid) ? `${d} ${vid} pvid untagged` : l;
+  });
   return lab.tinyVm({
     name: options.name,
     wires: options.ports.map((p) => p.wire),

@@ -6,7 +6,7 @@ import type { Kernel } from "./kernel.js";
 import { run } from "./exec.js";
 import { labLog } from "./log.js";
 import { QmpClient } from "./qmp.js";
-import type { Wire } from "./wire.js";
+import type { Cable } from "./wire.js";
 
 export interface VmDisk {
   /** A raw image; never written. */
@@ -24,7 +24,23 @@ export interface VmDisk {
 export interface VmOptions {
   name: string;
   kernel: Kernel;
+  /** The initrd booted with {@link kernel}; unused by a {@link pxe} machine. */
   initrd: string;
+  /**
+   * Boot from the network like a diskless PC: no -kernel, the firmware (SeaBIOS) runs the first
+   * NIC's iPXE ROM (Debian's ipxe-qemu), which asks DHCP for its boot file. Kernel, initrd and
+   * command line then come from the TFTP server.
+   */
+  pxe?: boolean;
+  /**
+   * Power is switched from outside this process (a PoE emulator's hook on the VM's power QMP
+   * socket): each reset QEMU reports counts as a new boot.
+   */
+  externalPower?: boolean;
+  /** QEMU starts with the CPU stopped (-S): powered off until someone runs it. */
+  startPaused?: boolean;
+  /** Run QEMU in this network namespace (see NetNs): its tap devices and its loopback. */
+  netns?: string;
   accel: Accel;
   /** Where the serial/QEMU log goes. */
   workDir: string;
@@ -37,7 +53,7 @@ export interface VmOptions {
   cpus?: number;
   disks?: VmDisk[];
   /** One virtio NIC per wire, in order: eth0, eth1, … */
-  wires?: Wire[];
+  wires?: Cable[];
   /**
    * The machine: "x86_64" (default, a PC) or "aarch64" (QEMU's `virt` board, always TCG: give
    * it {@link AARCH64_TCG}; console ttyAMA0).
@@ -49,6 +65,8 @@ export interface VmOptions {
    * 10.0.2.15/24 with no gateway, so it can reach nothing beyond that subnet.
    */
   hostLoopback?: boolean;
+  /** TCP ports of the user-mode NIC forwarded from the host's 127.0.0.1 (e.g. SSH): host port → guest port. */
+  hostForwards?: { host: number; guest: number }[];
 }
 
 /** A result line the guest printed on its serial console: `@@LAB <key> <value>`. */
@@ -87,7 +105,7 @@ function killGroup(child: ChildProcess): void {
 }
 
 /** A stable locally administered MAC per VM and NIC, so two VMs on a wire never share one. */
-function macFor(name: string, nic: number): string {
+export function macFor(name: string, nic: number): string {
   let h = 2166136261;
   for (const c of `${name}/${nic}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
   const bytes = [0x52, 0x54, 0x00, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff];
@@ -111,6 +129,8 @@ export class Vm {
   private waiters = new Set<() => void>();
   private log?: WriteStream;
   private readonly qmpSocket: string;
+  /** A second QMP socket for whoever plays the VM's power supply (the PoE emulator's hook). */
+  readonly powerSocket: string;
   private readonly netdevs: string[];
   private readonly overlays: string[];
   private overlaysCreated = false;
@@ -121,6 +141,7 @@ export class Vm {
     this.serialLog = path.join(options.workDir, `${options.name}.serial.log`);
     const scratch = options.scratchDir ?? options.workDir;
     this.qmpSocket = path.join(scratch, `${options.name}.qmp`);
+    this.powerSocket = path.join(scratch, `${options.name}.power.qmp`);
     this.overlays = (options.disks ?? []).map((d) => path.join(scratch, `${options.name}.${d.serial}.qcow2`));
   }
 
@@ -153,9 +174,10 @@ export class Vm {
       "-display", "none",
       "-serial", "stdio",
       "-qmp", `unix:${this.qmpSocket},server=on,wait=off`,
-      "-kernel", o.kernel.vmlinuz,
-      "-initrd", o.initrd,
-      "-append", cmdline.join(" "),
+      "-qmp", `unix:${this.powerSocket},server=on,wait=off`,
+      ...(o.startPaused ? ["-S"] : []),
+      // sgabios: the firmware's and iPXE's screen on the serial line, so a PXE boot shows in the log.
+      ...(o.pxe ? ["-boot", "order=n", "-device", "sga"] : ["-kernel", o.kernel.vmlinuz, "-initrd", o.initrd, "-append", cmdline.join(" ")]),
     ];
     (o.disks ?? []).forEach((d, i) => {
       const file = d.mode === "overlay" ? `file=${this.overlays[i]},format=qcow2` : `file=${d.file},format=raw,readonly=on`;
@@ -170,7 +192,8 @@ export class Vm {
     });
     if (o.hostLoopback) {
       const i = this.netdevs.length;
-      args.push("-netdev", `user,id=net${i},net=10.0.2.0/24`);
+      const forwards = (o.hostForwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join("");
+      args.push("-netdev", `user,id=net${i},net=10.0.2.0/24${forwards}`);
       args.push("-device", `${nic},netdev=net${i},mac=${macFor(o.name, i)}`);
     }
     // A guest's first getrandom() would otherwise wait for entropy a TCG machine gathers slowly.
@@ -193,7 +216,9 @@ export class Vm {
     this.log.write(`# ${this.binary} ${args.map((a) => (/[\s,]/.test(a) ? `'${a}'` : a)).join(" ")}\n`);
     labLog.info({ vm: this.options.name, accel: this.options.accel.name }, "lab: starting VM");
     this.startedAt = Date.now();
-    const child = spawn("sh", ["-c", QEMU_GUARD, "lab-guard", this.binary, ...args], { stdio: ["pipe", "pipe", "pipe"], detached: true });
+    const guarded = ["sh", "-c", QEMU_GUARD, "lab-guard", this.binary, ...args];
+    const argv = this.options.netns ? ["ip", "netns", "exec", this.options.netns, ...guarded] : guarded;
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"], detached: true });
     this.child = child;
     running.add(child);
     let partial = "";
@@ -228,6 +253,14 @@ export class Vm {
       }),
       died,
     ]);
+    if (this.options.externalPower) {
+      this.qmp.onEvent = (event) => {
+        if (event !== "RESET") return;
+        this.boot++;
+        this.log?.write(`# boot ${this.boot}: QEMU reset (power on)\n`);
+        this.notify();
+      };
+    }
   }
 
   private onLine(line: string): void {
@@ -287,11 +320,17 @@ export class Vm {
     await this.control().execute("stop");
   }
 
+  /** A hang: the CPU stops where it is (QMP `stop`); nothing is closed, the wire just goes quiet. */
+  async freeze(): Promise<void> {
+    await this.control().execute("stop");
+  }
+
   /** Restores power: the machine resets and boots from scratch (disk overlays survive, like disks do). */
   async powerOn(): Promise<void> {
     const qmp = this.control();
-    // Counted first: whatever the console prints from here on belongs to the new boot.
-    this.boot++;
+    // Counted first: whatever the console prints from here on belongs to the new boot (an
+    // externally powered VM counts QEMU's RESET event instead).
+    if (!this.options.externalPower) this.boot++;
     await qmp.execute("system_reset");
     await qmp.execute("cont");
   }
@@ -320,6 +359,11 @@ export class Vm {
     await new Promise((r) => setTimeout(r, offMs));
     this.boot++;
     await this.start();
+  }
+
+  /** 1 for the first boot, +1 per power-on, reset or restart. */
+  get bootCount(): number {
+    return this.boot;
   }
 
   get running(): boolean {
