@@ -13,6 +13,7 @@ describe("install: a unit that does not become active", () => {
     const answers: Array<[RegExp, string, number]> = [
       [/^systemctl is-enabled/, "enabled\n", 0],
       [/^systemctl is-active/, "failed\n", 3],
+      [/^systemctl reset-failed pifleet-pi-agent\.service$/, "", 0],
       [/^systemctl restart/, "", 0],
       [/^systemctl show -p ActiveState,SubState,Result pifleet-pi-agent\.service$/, "ActiveState=failed\nSubState=failed\nResult=exit-code\n", 0],
       [/^journalctl -u pifleet-pi-agent\.service -n 20 --no-pager -o cat$/, "pi-agent: /etc/pifleet/pi-agent.yaml: intervalMs: expected number\n", 0],
@@ -37,5 +38,8 @@ describe("install: a unit that does not become active", () => {
       "root@pi01: pifleet-pi-agent.service did not become active (failed; ActiveState=failed SubState=failed Result=exit-code). Last journal lines:\npi-agent: /etc/pifleet/pi-agent.yaml: intervalMs: expected number",
     );
     expect(ran).toContain("systemctl restart pifleet-pi-agent.service");
+    // A unit that failed may have hit its start limit, which refuses even a manual restart.
+    expect(ran.indexOf("systemctl reset-failed pifleet-pi-agent.service")).toBeGreaterThanOrEqual(0);
+    expect(ran.indexOf("systemctl reset-failed pifleet-pi-agent.service")).toBeLessThan(ran.indexOf("systemctl restart pifleet-pi-agent.service"));
   });
 });

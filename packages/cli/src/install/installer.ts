@@ -365,6 +365,9 @@ export async function manageService(
     if (options.reportWait) note(`would wait for ${options.reportWait.o.agent} to report to the coordinator`);
     return;
   }
+  // A unit that failed often enough (an earlier install with a bad secret, say) hit its start
+  // limit, and systemd refuses even a manual restart until that is reset.
+  if (active === "failed") await remote.run(`systemctl reset-failed ${unit}`);
   const restart = await remote.run(`systemctl restart ${unit}`);
   // Whatever the old process said to the coordinator, it said before this: it was stopped first.
   const restarted = Date.now();
