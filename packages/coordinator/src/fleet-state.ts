@@ -476,10 +476,13 @@ export class FleetState extends EventEmitter<FleetStateEvents> {
     // Every report is news to a watcher waiting for this fileserver (`pifleet install --wait-report`):
     // one FleetStatus per report interval (5 s by default) on the feed.
     this.fleetStatus.fileserverLastSeenMs = at;
+    // The agent's own error usually names the same cause ("NFS server not running"): say it once.
     const problems = [
-      ...(report.healthy ? [] : ["reports itself unhealthy"]),
-      ...(report.nfsServerRunning ? [] : ["NFS server not running"]),
-      ...(report.error ? [report.error] : []),
+      ...new Set([
+        ...(report.healthy ? [] : ["reports itself unhealthy"]),
+        ...(report.nfsServerRunning ? [] : ["NFS server not running"]),
+        ...(report.error ? report.error.split("; ") : []),
+      ]),
     ];
     if (!this.setFileserverHealth(problems.length === 0, problems.length ? problems.join("; ") : "reporting healthy")) this.emit("fleetStatus", this.fleetStatus);
     this.emit("fileserverReport", name, report);

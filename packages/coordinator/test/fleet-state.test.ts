@@ -128,6 +128,9 @@ describe("fleet state", () => {
     expect(fleet.fleetStatus.fileserverReason).toBe("reporting healthy");
     fleet.fileserverReport("fs", v1.FileserverReport.create({ fileserver: "fs", healthy: true, nfsServerRunning: false }), at());
     expect(fleet.fleetStatus).toMatchObject({ fileserverHealthy: false, fileserverReason: "NFS server not running" });
+    // The agent's own error names the same cause: the reason says it once.
+    fleet.fileserverReport("fs", v1.FileserverReport.create({ fileserver: "fs", healthy: false, nfsServerRunning: false, error: "NFS server not running; trunk eth0 down" }), at());
+    expect(fleet.fleetStatus.fileserverReason).toBe("reports itself unhealthy; NFS server not running; trunk eth0 down");
     // Another name's report is not this fileserver's.
     fleet.fileserverReport("other", report, at() + 5);
     expect(Number(fleet.fleetStatus.fileserverLastSeenMs)).toBe(first + 1000);
