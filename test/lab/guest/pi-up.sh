@@ -14,3 +14,8 @@ for _ in $(seq 1 20); do
 done
 mark pi-public "${a:-none}"
 mark pi-state "$(systemctl is-system-running)"
+# A unit that failed: its name and its last journal lines, so a failing boot explains itself.
+for u in $(systemctl --failed --plain --no-legend | awk '{ print $1 }'); do
+  mark pi-failed "$u"
+  journalctl -u "$u" -n 12 --no-pager -o cat 2>&1 | while IFS= read -r line; do mark pi-journal "$u: $line"; done
+done
