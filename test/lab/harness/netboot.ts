@@ -20,7 +20,8 @@ export async function netbootInitrd(kernel: Kernel, options: { modules?: readonl
   const list = options.modules ? [...options.modules] : undefined;
   const key = { codename, packages, kernel: `${kernel.packageName}=${kernel.packageVersion}`, modules: list ?? "netboot", boot: "nfs", layout: 1 };
   if (process.getuid?.() !== 0) throw new Error("lab: building the netboot initrd needs root (mmdebstrap root mode)");
-  const dir = await cached("netboot-initrd", key, async (out) => {
+  // Its own cache name: the cache keeps one version per name, and both variants are in use.
+  const dir = await cached(list ? "netboot-initrd-list" : "netboot-initrd", key, async (out) => {
     const overlay = path.join(out, "overlay");
     mkdirSync(overlay);
     await stageModules(kernel, overlay);
