@@ -19,6 +19,7 @@ export const RecoverySectionSchema = z
     darkShare: z.number().gt(0).lt(1).optional(),
     confirmMs: ms.optional(),
     reconnectBackoffMs: ms.optional(),
+    nfsRetryMs: ms.optional(),
     suspectActMs: ms.optional(),
     startupGraceMs: ms.optional(),
     bootTimeoutMs: ms.optional(),

@@ -148,7 +148,7 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     this.limit = new SlidingWindowLimit(this.cfg.powerActionsPerWindow, this.cfg.powerWindowMs);
     for (const ref of deps.pis) {
       const shelf = ref.shelf ?? "";
-      if (!this.groups.has(shelf)) this.groups.set(shelf, { name: shelf, settle: new Settle(this.cfg.confirmMs + this.cfg.reconnectBackoffMs), alarm: { on: false, reason: "" }, paused: "" });
+      if (!this.groups.has(shelf)) this.groups.set(shelf, { name: shelf, settle: new Settle((guard) => this.settleWindowMs(guard)), alarm: { on: false, reason: "" }, paused: "" });
       this.pis.set(ref.name, {
         ref,
         busy: false,
@@ -364,8 +364,13 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     return this.deps.fileserver?.healthy(g.name || undefined) ?? true;
   }
 
+  /** The wait after `guard` lifts before a still-dark Pi may be cycled (see Settle). */
+  private settleWindowMs(guard: GuardVerdict["name"]): number {
+    return this.cfg.confirmMs + (guard === "fileserver" ? Math.max(this.cfg.reconnectBackoffMs, this.cfg.nfsRetryMs) : this.cfg.reconnectBackoffMs);
+  }
+
   /** A guard lifted: the time any Pi spent unhealthy under it no longer counts. */
-  private afresh(now: number, g: ShelfGroup, lifted: GuardVerdict): void {
+  private afresh(now: number, g: ShelfGroup, lifted: GuardVerdict & { windowMs: number }): void {
     let dark = 0;
     for (const rec of this.pis.values()) {
       if (rec.busy || this.group(rec) !== g) continue;
@@ -373,11 +378,12 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
       this.restartClocks(rec, now);
     }
     const what = { startup: "start-up grace over", alarm: "fleet alarm cleared", fileserver: "fileserver healthy again", switch: "switch and fileserver reachable again" }[lifted.name];
-    const windowMs = this.cfg.confirmMs + this.cfg.reconnectBackoffMs;
+    const windowMs = lifted.windowMs;
+    const waited = windowMs > this.cfg.confirmMs + this.cfg.reconnectBackoffMs ? `the NFS clients' retry after the fileserver's outage ${secs(windowMs - this.cfg.confirmMs)}` : `the agents' reconnect back-off ${secs(this.cfg.reconnectBackoffMs)}`;
     this.deps.audit({
       kind: "recovery",
       subject: "fleet",
-      message: `${this.label(g.name, what)}: no Pi${this.groups.size > 1 ? " of this shelf" : ""} is power-cycled before ${secs(windowMs)} from now (confirm ${secs(this.cfg.confirmMs)} + the agents' reconnect back-off ${secs(this.cfg.reconnectBackoffMs)}); ${dark} Pi(s) still unhealthy must stay so until then`,
+      message: `${this.label(g.name, what)}: no Pi${this.groups.size > 1 ? " of this shelf" : ""} is power-cycled before ${secs(windowMs)} from now (confirm ${secs(this.cfg.confirmMs)} + ${waited}); ${dark} Pi(s) still unhealthy must stay so until then`,
       fields: { guard: lifted.name, windowMs: String(windowMs), unhealthy: String(dark), ...(g.name ? { shelf: g.name } : {}) },
     });
     this.emitStatus();

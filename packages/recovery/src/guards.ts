@@ -44,15 +44,20 @@ export interface SettleState {
  * (the network, the fileserver or the coordinator kept it from reporting), so the time it spent
  * dark proves nothing. When the last guard lifts, agents start reconnecting — over their back-off
  * of up to `reconnectBackoffMs` — and a Pi still dark must be seen unhealthy afresh, for
- * `confirmMs` plus that back-off, before any power action.
+ * `confirmMs` plus that back-off, before any power action. After the fileserver was down, a Pi's
+ * NFS client may take longer than that to retry its root (`nfsRetryMs`): the window is the
+ * longest of every guard that held.
  *
  * Kept per shelf (the group of Pis that share their guards): `step` is called once per tick with
  * that shelf's verdicts.
  */
 export class Settle {
   private s: SettleState = { holding: false, untilMs: 0, lifted: "" };
+  /** Every guard that held since the last lift: the window is the longest of theirs. */
+  private held = new Set<GuardVerdict["name"]>();
 
-  constructor(private readonly windowMs: number) {}
+  /** `windowMs(name)`: the wait after guard `name` lifts. */
+  constructor(private readonly windowMs: (name: GuardVerdict["name"]) => number) {}
 
   get state(): Readonly<SettleState> {
     return this.s;
@@ -60,19 +65,22 @@ export class Settle {
 
   /**
    * Feeds this tick's verdicts. Returns the guard that just lifted (the group's Pis must restart
-   * their unhealthy clocks), or undefined.
+   * their unhealthy clocks) with the window now running, or undefined.
    */
-  step(now: number, verdicts: readonly GuardVerdict[]): GuardVerdict | undefined {
-    const holding = verdicts.find((v) => v.holding);
-    if (holding) {
+  step(now: number, verdicts: readonly GuardVerdict[]): (GuardVerdict & { windowMs: number }) | undefined {
+    const holding = verdicts.filter((v) => v.holding);
+    if (holding.length) {
       this.s.holding = true;
-      this.s.lifted = holding.name;
+      this.s.lifted = holding[0].name;
+      for (const v of holding) this.held.add(v.name);
       return undefined;
     }
     if (!this.s.holding) return undefined;
+    const windowMs = Math.max(...[...this.held].map((n) => this.windowMs(n)), this.windowMs(this.s.lifted as GuardVerdict["name"]));
+    this.held.clear();
     this.s.holding = false;
-    this.s.untilMs = now + this.windowMs;
-    return { name: this.s.lifted as GuardVerdict["name"], holding: false, reason: "" };
+    this.s.untilMs = now + windowMs;
+    return { name: this.s.lifted as GuardVerdict["name"], holding: false, reason: "", windowMs };
   }
 
   /** True while automatic power actions must wait: a guard holds, or one lifted too recently. */
@@ -84,5 +92,6 @@ export class Settle {
   hold(name: GuardVerdict["name"]): void {
     this.s.holding = true;
     this.s.lifted = name;
+    this.held.add(name);
   }
 }

@@ -99,6 +99,13 @@ export interface RecoveryConfig {
    * dark must stay unhealthy for `confirmMs` plus this before any power action.
    */
   reconnectBackoffMs: number;
+  /**
+   * After the fileserver guard lifts: how long a Pi's NFS client may take to retry its root's
+   * mount (Linux over TCP retransmits every `timeo`, 60 s by default). A Pi still dark must stay
+   * unhealthy for `confirmMs` plus the longer of this and the reconnect back-off: until then its
+   * silence may still be the fileserver's.
+   */
+  nfsRetryMs: number;
   /** A Pi that is only `suspect` (alive but failing) is acted on after this long. */
   suspectActMs: number;
   /** No judgement this long after start: agents are still reconnecting. */
@@ -131,6 +138,7 @@ export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
   darkShare: 0.3,
   confirmMs: 500,
   reconnectBackoffMs: 15_000,
+  nfsRetryMs: 90_000,
   suspectActMs: 20_000,
   startupGraceMs: 20_000,
   dwellMs: 5_000,

@@ -4,6 +4,7 @@ import type { RecoveryConfig } from "@pifleet/recovery";
 export const FAST_CONFIG: Partial<RecoveryConfig> = {
   confirmMs: 50,
   reconnectBackoffMs: 0,
+  nfsRetryMs: 0,
   suspectActMs: 200,
   startupGraceMs: 0,
   dwellMs: 20,

@@ -182,6 +182,8 @@ export async function startDemo(o: DemoOptions): Promise<DemoHandle> {
             backoffMs: 5000,
             powerActionsPerWindow: 12,
             powerWindowMs: 60_000,
+            // The demo's Pis are processes with no NFS client to wait for after a fileserver outage.
+            nfsRetryMs: 15_000,
             ...o.recovery,
           },
           switch: { enabled: true },
