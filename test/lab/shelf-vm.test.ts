@@ -283,6 +283,8 @@ describe("shelf in a box: pifleet installed as a user installs it, Pis netbootin
     const bad = await host.pifleet(installArgs("fileserver", ["--config", broken, "--secret-file", path.join(dir, "fileserver.secret")]), 10 * MIN);
     stamp(`install fileserver with a broken config: exit ${bad.code}`);
     expect(bad.code).toBe(1);
+    // The first install on this host: the unit went in and was enabled for real.
+    expect(bad.stdout).toMatch(/systemctl enable pifleet-fileserver\.service/);
     expect(bad.stderr).toMatch(/pifleet-fileserver\.service did not become active .*Last journal lines:/s);
     expect(bad.stderr).toMatch(/no-such\.secret/);
     const args = installArgs("fileserver", [
@@ -292,7 +294,7 @@ describe("shelf in a box: pifleet installed as a user installs it, Pis netbootin
     const first = await host.pifleet(args, 10 * MIN);
     stamp(`install fileserver: exit ${first.code}; ${first.stdout.trim().split("\n").slice(-2).join(" / ")}`);
     expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
-    expect(first.stdout).toMatch(/systemctl enable pifleet-fileserver\.service/);
+    expect(first.stdout).toMatch(/update \/etc\/pifleet\/fileserver\.yaml/);
     expect(first.stdout).toMatch(/first report to the coordinator/);
     const second = await host.pifleet(args, 10 * MIN);
     expect(second.code, `${second.stdout}\n${second.stderr}`).toBe(0);
