@@ -24,6 +24,7 @@ export const RecoverySectionSchema = z
     startupGraceMs: ms.optional(),
     bootTimeoutMs: ms.optional(),
     cyclesBeforeRebuild: z.int().min(0).max(20).optional(),
+    quarantinePowerOff: z.boolean().optional(),
     backoffMs: ms.optional(),
     maxBackoffMs: ms.optional(),
     powerActionsPerWindow: z.int().min(1).max(1000).optional(),

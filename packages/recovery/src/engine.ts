@@ -551,10 +551,33 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
     rec.unhealthySinceMs = undefined;
   }
 
-  private quarantine(rec: PiRecord, reason: string): void {
+  private async quarantine(rec: PiRecord, reason: string): Promise<void> {
     rec.quarantined = true;
     this.deps.setState(rec.ref.name, "quarantined", `${reason}: a person decides (pifleet release ${rec.ref.name})`);
     this.deps.audit({ kind: "recovery", subject: rec.ref.name, message: `quarantined: ${reason}` });
+    if (this.cfg.quarantinePowerOff) await this.leaveOff(rec);
+  }
+
+  /**
+   * A Pi that cannot boot keeps asking DHCP, TFTP and NFS for ever, and a board with a fault may
+   * be hot: its port is switched off and stays off until a person releases it. No intent is
+   * opened, because an intent means "must end up on" and a restarted coordinator would finish it.
+   * It is a power act like any other: guarded, rate-limited and logged; when refused, the port is
+   * left as it is and the event says why.
+   */
+  private async leaveOff(rec: PiRecord): Promise<void> {
+    const { name, port } = rec.ref;
+    const refusal = this.powerRefusal(false, rec) ?? (this.limit.take(this.now()) ? undefined : this.rateLimitRefusal());
+    if (refusal) {
+      this.deps.audit({ kind: "power", subject: name, message: `port ${port} not switched off after the quarantine: ${refusal}`, fields: { port: String(port) } });
+      return;
+    }
+    try {
+      await this.powerOf(rec.ref.shelf).set(port, false);
+      this.deps.audit({ kind: "power", subject: name, message: `port ${port} off: quarantined, left off until a person releases it`, fields: { port: String(port) } });
+    } catch (err) {
+      this.deps.audit({ kind: "power", subject: name, message: `port ${port} could not be switched off after the quarantine: ${(err as Error).message}`, fields: { port: String(port) } });
+    }
   }
 
   /** Operator commands. Each is audited with the operator's name, allowed or refused. */
@@ -695,9 +718,11 @@ export class RecoveryEngine extends EventEmitter<{ status: [RecoveryStatus] }> {
         });
         return;
       }
-      case "quarantine":
-        this.quarantine(this.record(a.pi.name), a.reason);
+      case "quarantine": {
+        const rec = this.record(a.pi.name);
+        this.spawn(rec, () => this.quarantine(rec, a.reason));
         return;
+      }
       case "late":
         this.deps.setState(a.pi.name, null, a.reason);
         this.deps.audit({ kind: "recovery", subject: a.pi.name, message: a.reason });

@@ -116,6 +116,8 @@ export interface RecoveryConfig {
   bootTimeoutMs: number;
   /** Power-cycles before the root filesystem is rebuilt. */
   cyclesBeforeRebuild: number;
+  /** A quarantined Pi's port is switched off (and left off until a person releases it). */
+  quarantinePowerOff: boolean;
   /** Wait before the n-th attempt on one Pi: backoffMs × 2^(n−1), capped. */
   backoffMs: number;
   maxBackoffMs: number;
@@ -144,6 +146,7 @@ export const DEFAULT_RECOVERY_CONFIG: RecoveryConfig = {
   dwellMs: 5_000,
   bootTimeoutMs: 120_000,
   cyclesBeforeRebuild: 2,
+  quarantinePowerOff: true,
   backoffMs: 10_000,
   maxBackoffMs: 300_000,
   powerActionsPerWindow: 6,

@@ -199,13 +199,28 @@ describe("recovery engine", () => {
     await r.engine.stop();
     await q.engine.start();
     q.health.set("pi1", "down");
-    await until(() => q.states.get("pi1") === "quarantined", 5000);
+    await until(() => q.audit.some((e) => e.kind === "power" && e.subject === "pi1" && /off: quarantined, left off/.test(e.message)), 5000);
+    expect(q.states.get("pi1")).toBe("quarantined");
+    // Left powered off: the last act on its port is an off, and no intent would switch it back on.
+    expect(q.powerOps.filter((o) => o.startsWith("1:")).at(-1)).toBe("1:off");
     const offs = q.powerOps.length;
     await wait(200);
     expect(q.powerOps.length).toBe(offs); // nothing more until a person decides
     expect((await q.engine.operator("release", "pi1", "alice")).ok).toBe(true);
     expect(q.attempts.get("pi1")).toBe(0);
     expect(q.audit.at(-1)).toMatchObject({ kind: "operator", actor: "alice", subject: "pi1" });
+  });
+
+  it("a quarantined Pi's port is left on when quarantinePowerOff is off", async () => {
+    const q = rig(8, { cyclesBeforeRebuild: 1, quarantinePowerOff: false });
+    current = q.engine;
+    q.broken.add("pi1");
+    await q.engine.start();
+    q.health.set("pi1", "down");
+    await until(() => q.states.get("pi1") === "quarantined", 5000);
+    await wait(200);
+    expect(q.powerOps.filter((o) => o.startsWith("1:")).at(-1)).toBe("1:on");
+    expect(q.audit.some((e) => e.kind === "power" && /quarantine/.test(e.message))).toBe(false);
   });
 
   it("rate-limits power actions fleet-wide", async () => {

@@ -110,7 +110,10 @@ describe("power-on-all through the recovery engine", () => {
     // pi10 never: quarantined, and said why.
     expect(r.states.get("pi10")).toBe("quarantined");
     expect(r.audit.find((e) => e.subject === "pi10" && e.message.startsWith("quarantined"))?.message).toMatch(/^quarantined: netbooted and no healthy report [0-9.]+ s after power-on, also after 1 power-cycle\(s\): check its DHCP reservation/);
-    expect(r.audit.at(-1)?.message).toBe(`power-on finished: 11 healthy, 1 quarantined, 0 left to recovery, in ${waves.length} wave(s)`);
+    expect(r.audit.filter((e) => e.message.startsWith("power-on finished")).map((e) => e.message)).toEqual([`power-on finished: 11 healthy, 1 quarantined, 0 left to recovery, in ${waves.length} wave(s)`]);
+    // And left powered off: a board that cannot boot does not keep asking DHCP and TFTP.
+    await until(() => r.audit.some((e) => e.subject === "pi10" && e.message === "port 10 off: quarantined, left off until a person releases it"));
+    expect(r.ops.filter((o) => o.startsWith("pi10:")).at(-1)).toBe("pi10:off");
     // Every port switched on was logged with the operator's name.
     expect(r.audit.filter((e) => e.kind === "power" && e.message.includes("power-on wave")).every((e) => e.actor === "alice")).toBe(true);
   });
